@@ -1,0 +1,420 @@
+"""A dedicated, certified solver for the BROJA optimisation problem.
+
+The problem (Bertschinger et al. 2014): given a joint pmf ``p[t, s, y]``, find
+
+    f* = min_{Q in Delta_P} -H_Q(Y | T, S),
+    Delta_P = {Q : Q(t, y) = P(t, y), Q(s, y) = P(s, y)}.
+
+Every BROJA atom follows from f* (see ``_pid/_core.py``).
+
+How it is solved
+----------------
+The KKT conditions say that an optimal Q has the product form
+``q(t, s, y) = w[t, s] * a[y, t] * b[y, s]`` with ``K[t, s] = sum_y a[y, t] b[y, s] <= 1``
+and equality wherever ``w[t, s] > 0`` (``w`` is then Q's marginal on (T, S)).  So the
+problem splits into two nested parts:
+
+* for a fixed weight matrix ``w > 0`` and each class y, ``a[y]`` and ``b[y]`` scale ``w``
+  to the transportation polytope with row sums P(t, y) and column sums P(s, y).  That is a
+  small smooth convex problem per class, solved to machine precision by a batched Newton
+  method (all classes at once);
+* ``w`` itself minimises the convex function
+  ``phi(w) = sum(w) - 1 + KL(q_w || w (x) 1)`` over ``w >= 0`` whose gradient is ``1 - K``
+  and whose Hessian is ``sum_y K_y A M_y^+ A^T K_y`` (``M_y`` the Hessian of the scaling
+  problem).  A primal-dual interior-point method with Mehrotra's predictor-corrector drives
+  it to the boundary (many pairs (t, s) carry no mass at the optimum), and a final
+  Newton polish on the identified support removes the barrier's residual bias.
+
+Certificate
+-----------
+At every iterate the scaled Q is feasible (to machine precision), which gives an upper
+bound on f*; the scaling variables ``log a``, ``log b`` shifted by ``log max K`` are feasible
+for the dual problem (see ``../shared/paper-notes.md`` section 7), which gives a lower bound.
+The solver stops when the two bounds are within ``tol`` nats and reports the gap, so the
+error of every atom is bounded by the reported gap.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve, LinAlgError
+from scipy.special import xlogy
+
+
+@dataclass(frozen=True)
+class BrojaSolution:
+    """Result of :func:`solve_broja`.
+
+    Attributes
+    ----------
+    q : ndarray of shape (n_t, n_s, n_y)
+        An optimal joint pmf in Delta_P.
+    objective : float
+        ``-H_q(Y | T, S)`` in nats: an upper bound on f*.
+    lower_bound : float
+        A certified lower bound on f* (value of a feasible dual point), in nats.
+    gap : float
+        ``objective - lower_bound`` (>= 0 up to round-off): bounds the error of every atom.
+    marginal_error : float
+        Largest violation of the constraints ``q(t, y) = p(t, y)``, ``q(s, y) = p(s, y)``.
+    converged : bool
+        Whether ``gap <= tol`` was reached.
+    n_iter : int
+        Number of interior-point iterations.
+    """
+
+    q: np.ndarray
+    objective: float
+    lower_bound: float
+    gap: float
+    marginal_error: float
+    converged: bool
+    n_iter: int
+
+
+class _Problem:
+    """The reduced problem: classes, teacher and student values that carry mass.
+
+    Arrays are laid out class-first, ``(n_y, n_t, n_s)``, so that the per-class scaling
+    problems batch along the leading axis.
+    """
+
+    def __init__(self, p: np.ndarray):
+        self.shape = p.shape
+        self.t_idx = np.flatnonzero(p.sum(axis=(1, 2)) > 0)
+        self.s_idx = np.flatnonzero(p.sum(axis=(0, 2)) > 0)
+        self.y_idx = np.flatnonzero(p.sum(axis=(0, 1)) > 0)
+        p = p[np.ix_(self.t_idx, self.s_idx, self.y_idx)]
+        self.p = p
+        self.n_t, self.n_s, self.n_y = p.shape
+        self.p_ty = p.sum(axis=1).T.copy()  # (n_y, n_t)
+        self.p_sy = p.sum(axis=0).T.copy()  # (n_y, n_s)
+        self.active_t = self.p_ty > 0
+        self.active_s = self.p_sy > 0
+        # q(t, s, y) may be positive only where both P(t, y) and P(s, y) are.
+        self.mask = (self.active_t[:, :, None] & self.active_s[:, None, :]).astype(float)
+        # Pairs (t, s) that can carry mass under some class.
+        self.live = self.mask.any(axis=0)
+        self.marginals = np.concatenate([self.p_ty, self.p_sy], axis=1)  # (n_y, d)
+        # Direction (1, -1) in each class's null space of the scaling Hessian; adding
+        # rho * v v^T makes the Hessian definite without changing any step we take,
+        # because every right-hand side is orthogonal to v.
+        v = np.concatenate([self.active_t, -1.0 * self.active_s], axis=1)
+        n_active = self.active_t.sum(axis=1) + self.active_s.sum(axis=1)
+        rho = self.p_ty.sum(axis=1) / n_active
+        self.regulariser = rho[:, None, None] * v[:, :, None] * v[:, None, :]
+        # Inactive rows and columns get a unit diagonal: their step is zero.
+        self.inactive = np.concatenate([~self.active_t, ~self.active_s], axis=1).astype(float)
+
+    def has_single_point(self) -> bool:
+        """True when Delta_P is the single point P (one active T or S value per class)."""
+        return bool(np.all((self.active_t.sum(axis=1) <= 1) | (self.active_s.sum(axis=1) <= 1)))
+
+    def embed(self, q: np.ndarray) -> np.ndarray:
+        """Place a reduced ``q[t, s, y]`` back into the full shape."""
+        full = np.zeros(self.shape)
+        full[np.ix_(self.t_idx, self.s_idx, self.y_idx)] = q
+        return full
+
+
+@dataclass
+class _Scaling:
+    """The exact per-class scaling of a weight matrix ``w`` onto Delta_P."""
+
+    lam: np.ndarray  # (n_y, n_t) log a
+    mu: np.ndarray  # (n_y, n_s) log b
+    k: np.ndarray  # (n_y, n_t, n_s) masked a[y, t] b[y, s]
+    q: np.ndarray  # (n_y, n_t, n_s) the scaled joint
+    hess_inv: np.ndarray  # (n_y, d, d) inverse of the (regularised) scaling Hessian
+    error: float  # largest marginal violation
+
+
+def _scaling_terms(prob, wm, lam, mu):
+    """q, the marginal residual and the objective of each class's scaling problem."""
+    k = prob.mask * np.exp(lam[:, :, None] + mu[:, None, :])
+    q = wm * k
+    residual = np.concatenate([q.sum(axis=2), q.sum(axis=1)], axis=1) - prob.marginals
+    objective = q.sum(axis=(1, 2)) - (lam * prob.p_ty).sum(axis=1) - (mu * prob.p_sy).sum(axis=1)
+    return k, q, residual, objective
+
+
+def _scaling_hessian(prob, q, residual):
+    n_t = prob.n_t
+    d = n_t + prob.n_s
+    hess = prob.regulariser.copy()
+    rows = residual + prob.marginals  # the current marginals of q
+    diag = np.arange(d)
+    # The tiny ridge keeps the Hessian invertible when a row's mass underflows (weights
+    # heading to zero); it only damps such steps, the fixed point is unchanged.
+    hess[:, diag, diag] += rows + prob.inactive + 1e-300 + 1e-16 * prob.marginals.max(axis=1,
+                                                                                  keepdims=True)
+    hess[:, :n_t, n_t:] += q
+    hess[:, n_t:, :n_t] += q.transpose(0, 2, 1)
+    return hess
+
+
+def _scale(prob: _Problem, w: np.ndarray, lam: np.ndarray, mu: np.ndarray,
+           tol: float = 1e-15, max_iter: int = 100) -> _Scaling:
+    """Scale ``w`` (per class) onto the marginals by damped Newton steps, batched over y."""
+    lam = np.where(prob.active_t, lam, 0.0)
+    mu = np.where(prob.active_s, mu, 0.0)
+    wm = prob.mask * w
+    n_t = prob.n_t
+    k, q, residual, objective = _scaling_terms(prob, wm, lam, mu)
+    for _ in range(max_iter):
+        hess_inv = _inverse(_scaling_hessian(prob, q, residual))
+        error = float(np.abs(residual).max())
+        if error <= tol:
+            break
+        step = -np.matmul(hess_inv, residual[:, :, None])[:, :, 0]
+        slope = (step * residual).sum(axis=1)
+        alpha = np.ones(prob.n_y)
+        todo = np.ones(prob.n_y, dtype=bool)
+        new_lam, new_mu = lam, mu
+        for _ in range(60):
+            new_lam = np.where(todo[:, None], lam + alpha[:, None] * step[:, :n_t], new_lam)
+            new_mu = np.where(todo[:, None], mu + alpha[:, None] * step[:, n_t:], new_mu)
+            with np.errstate(over="ignore", invalid="ignore"):
+                k_new, q_new, res_new, obj_new = _scaling_terms(prob, wm, new_lam, new_mu)
+            # Armijo, with slack for round-off once the step is tiny.
+            ok = obj_new <= objective + 1e-4 * alpha * slope + 1e-15 * np.abs(objective)
+            ok &= np.isfinite(obj_new)
+            todo &= ~ok
+            if not todo.any():
+                break
+            alpha = np.where(todo, alpha * 0.5, alpha)
+        lam, mu = new_lam, new_mu
+        k, q, residual, objective = k_new, q_new, res_new, obj_new
+    else:
+        hess_inv = _inverse(_scaling_hessian(prob, q, residual))
+        error = float(np.abs(residual).max())
+    return _Scaling(lam, mu, k, q, hess_inv, error)
+
+
+def _inverse(hess: np.ndarray) -> np.ndarray:
+    """Batched inverse; a pseudo-inverse where a class's Hessian is numerically singular."""
+    try:
+        return np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(hess, hermitian=True)
+
+
+def _reduced_hessian(prob: _Problem, sc: _Scaling, rows: np.ndarray) -> np.ndarray:
+    """The Hessian of phi, sum_y K_y A M_y^+ A^T K_y, restricted to the pairs ``rows``.
+
+    Entry ((u, v), i) with i = (t, s) is
+    ``sum_y k[y,u,v] k[y,i] (M[u,t] + M[u,s'] + M[v',t] + M[v',s'])`` (``M = M_y^+``,
+    primes mark student indices).  Both halves are batched matrix products, one batch per
+    teacher (or student) value, laid out so the result needs no large transposes.
+    """
+    n_t, n_s, n_y = prob.n_t, prob.n_s, prob.n_y
+    t_of, s_of = np.divmod(rows, n_s)
+    k = sc.k
+    hinv = np.ascontiguousarray(sc.hess_inv.transpose(2, 0, 1))  # [column, y, row]
+    # f[c, y, i] = k[y, i] * (M[t_i, c] + M[s_i', c]) for the teacher columns c, then student.
+    if len(rows) == n_t * n_s:  # all pairs: broadcasting beats gathering
+        k_rows = k
+        f_t = hinv[:n_t, :, :n_t, None] + hinv[:n_t, :, None, n_t:]
+        f_s = hinv[n_t:, :, :n_t, None] + hinv[n_t:, :, None, n_t:]
+    else:
+        k_rows = k.reshape(n_y, -1)[:, rows]
+        f_t = hinv[:n_t, :, t_of] + hinv[:n_t, :, n_t + s_of]
+        f_s = hinv[n_t:, :, t_of] + hinv[n_t:, :, n_t + s_of]
+    f_t = (f_t * k_rows).reshape(n_t, n_y, -1)
+    f_s = (f_s * k_rows).reshape(n_s, n_y, -1)
+    part_t = np.matmul(np.ascontiguousarray(k.transpose(1, 2, 0)), f_t)  # [u, v, i]
+    part_s = np.matmul(np.ascontiguousarray(k.transpose(2, 1, 0)), f_s)  # [v, u, i]
+    hess = part_t.reshape(n_t * n_s, -1)
+    hess += part_s.transpose(1, 0, 2).reshape(n_t * n_s, -1)
+    return hess[rows]
+
+
+def _hessian_diagonal(prob: _Problem, sc: _Scaling) -> np.ndarray:
+    """The diagonal of the Hessian of phi (cheap: no pair-pair products)."""
+    n_t = prob.n_t
+    hinv = sc.hess_inv
+    tt = np.diagonal(hinv[:, :n_t, :n_t], axis1=1, axis2=2)
+    ss = np.diagonal(hinv[:, n_t:, n_t:], axis1=1, axis2=2)
+    ts = hinv[:, :n_t, n_t:]
+    return (sc.k ** 2 * (tt[:, :, None] + ss[:, None, :] + 2 * ts)).sum(axis=0).ravel()
+
+
+def _predict_scaling(prob: _Problem, sc: _Scaling, dw: np.ndarray):
+    """First-order change of (lam, mu) for a change dw of the weights (a warm start)."""
+    kd = sc.k * dw.reshape(prob.n_t, prob.n_s)
+    rhs = np.concatenate([kd.sum(axis=2), kd.sum(axis=1)], axis=1)
+    dtheta = -np.matmul(sc.hess_inv, rhs[:, :, None])[:, :, 0]
+    return sc.lam + dtheta[:, :prob.n_t], sc.mu + dtheta[:, prob.n_t:]
+
+
+def _bounds(prob: _Problem, sc: _Scaling, live: np.ndarray):
+    """Primal value of the scaled q (upper bound) and a certified dual lower bound."""
+    q = sc.q
+    q_ts = q.sum(axis=0)
+    upper = xlogy(q, q).sum() - xlogy(q_ts, q_ts).sum()
+    k_ts = sc.k.sum(axis=0)
+    dual = (sc.lam * prob.p_ty).sum() + (sc.mu * prob.p_sy).sum()
+    lower = dual - np.log(k_ts[live].max())
+    return float(upper), float(lower)
+
+
+class _NewtonSystem:
+    """The interior-point Newton matrix ``H + diag(z / w)`` over the live pairs, factored.
+
+    Pairs whose barrier term dominates their own curvature by ``decouple`` (they are on
+    their way to zero mass) are solved with their diagonal alone: for a positive
+    semi-definite H, dropping pair i's couplings perturbs the others by at most
+    ``H_ii / (z_i / w_i)`` relative, and it shrinks the dense factorisation to the pairs
+    that still matter.
+    """
+
+    def __init__(self, prob, sc, live_idx, w, z, decouple=1e8):
+        barrier = z / w
+        diag = _hessian_diagonal(prob, sc)[live_idx]
+        self.coupled = barrier <= decouple * diag
+        rows = live_idx[self.coupled]
+        hess = _reduced_hessian(prob, sc, rows)
+        hess[np.diag_indices_from(hess)] += barrier[self.coupled]
+        self.factor = cho_factor(hess, lower=True, check_finite=False)
+        self.diag_only = (diag + barrier)[~self.coupled]
+
+    def solve(self, rhs):
+        x = np.empty_like(rhs)
+        x[self.coupled] = cho_solve(self.factor, rhs[self.coupled], check_finite=False)
+        x[~self.coupled] = rhs[~self.coupled] / self.diag_only
+        return x
+
+
+def _max_step(x, dx):
+    neg = dx < 0
+    if not neg.any():
+        return np.inf
+    return float(np.min(-x[neg] / dx[neg]))
+
+
+def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-13,
+                max_iter: int = 100, stall: int = 6) -> BrojaSolution:
+    """Solve the BROJA problem for a validated joint pmf ``p[t, s, y]`` (sums to one).
+
+    Returns the optimal joint together with certified upper and lower bounds on
+    ``f* = min -H_Q(Y|T,S)`` in nats.  Iterates until the certified gap is below
+    ``target``, or it has not halved in ``stall`` iterations (degenerate optima, where
+    strict complementarity fails, converge slowly); ``converged`` reports ``gap <= tol``.
+    """
+    # Masses below 1e-18 cannot be scaled in double precision; dropping them moves every
+    # atom by at most about n * 1e-18 * 41 nats, far below any tolerance we certify.
+    p = np.where(p < 1e-18, 0.0, p)
+    p = p / p.sum()
+    prob = _Problem(p)
+    if prob.n_y <= 1 or prob.has_single_point():
+        return _single_point(prob)
+
+    live = prob.live.ravel()
+    live_idx = np.flatnonzero(live)
+    n_live = int(live.sum())
+    w = np.where(live, 1.0 / n_live, 0.0)
+    z = np.where(live, 0.1, 0.0)
+    lam = np.zeros((prob.n_y, prob.n_t))
+    mu = np.zeros((prob.n_y, prob.n_s))
+    best, last_progress = None, 0
+    try:
+        sc = _scale(prob, w.reshape(prob.n_t, prob.n_s), lam, mu)
+    except np.linalg.LinAlgError:
+        sc = None
+    it = 0
+    while sc is not None and it < max_iter:
+        it += 1
+        upper, lower = _bounds(prob, sc, prob.live)
+        if best is None or upper - lower < best[0] - best[1]:
+            if best is None or upper - lower < 0.5 * (best[0] - best[1]):
+                last_progress = it
+            best = (upper, lower, sc)
+        # Stall detection only in the end game: early gaps need not shrink monotonically.
+        stalled = best[0] - best[1] <= 1e-6 and it - last_progress >= stall
+        if upper - lower <= target or stalled:
+            break
+        grad = np.where(live, 1.0 - sc.k.sum(axis=0).ravel(), 0.0)
+        w_l, z_l, g_l = w[live], z[live], grad[live]
+        mu_c = float(w_l @ z_l) / n_live
+        try:
+            system = _NewtonSystem(prob, sc, live_idx, w_l, z_l)
+        except LinAlgError:
+            break
+        # Predictor (affine-scaling) direction.
+        dw_a = system.solve(-g_l)
+        dz_a = -z_l - z_l * dw_a / w_l
+        a_p = min(1.0, _max_step(w_l, dw_a))
+        a_d = min(1.0, _max_step(z_l, dz_a))
+        mu_aff = float((w_l + a_p * dw_a) @ (z_l + a_d * dz_a)) / n_live
+        center = min(1.0, (mu_aff / mu_c) ** 3) * mu_c
+        # Corrector with Mehrotra's second-order term; if that is no descent direction for
+        # the barrier merit psi(w) = phi(w) - center * sum(log w), drop the correction.
+        grad_psi = g_l - center / w_l
+        corr = dw_a * dz_a
+        dw = system.solve(-g_l + (center - corr) / w_l)
+        if grad_psi @ dw >= 0:
+            corr = 0.0
+            dw = system.solve(-grad_psi)
+        dz = (center - w_l * z_l - z_l * dw - corr) / w_l
+        a_p = min(1.0, 0.99 * _max_step(w_l, dw))
+        a_d = min(1.0, 0.99 * _max_step(z_l, dz))
+        sc, w, alpha = _line_search(prob, sc, w, live, dw, a_p, center, grad_psi @ dw)
+        if sc is None:
+            break
+        z[live] = z_l + a_d * (alpha / a_p) * dz
+    # P itself is feasible: never return a point worse than it (this keeps synergy >= 0
+    # even when the method stops early).
+    p_value = _neg_conditional_entropy(prob.p)
+    if best is None or p_value <= best[0]:
+        upper, lower = p_value, (best[1] if best is not None else -np.inf)
+        q, error = prob.p, 0.0
+    else:
+        upper, lower, sc = best
+        q, error = sc.q.transpose(1, 2, 0), sc.error
+    return BrojaSolution(
+        q=prob.embed(q),
+        objective=upper,
+        lower_bound=lower,
+        gap=upper - lower,
+        marginal_error=error,
+        converged=bool(upper - lower <= tol),
+        n_iter=it,
+    )
+
+
+def _neg_conditional_entropy(p: np.ndarray) -> float:
+    """-H_p(Y | T, S) in nats for ``p[t, s, y]``."""
+    p_ts = p.sum(axis=2)
+    return float(xlogy(p, p).sum() - xlogy(p_ts, p_ts).sum())
+
+
+def _merit(prob, sc, w, live, center):
+    """Barrier merit phi(w) - center * sum(log w), with phi(w) = sum(w) + theta.c - sum(q)."""
+    dual = (sc.lam * prob.p_ty).sum() + (sc.mu * prob.p_sy).sum()
+    return w.sum() + dual - sc.q.sum() - center * np.log(w[live]).sum()
+
+
+def _line_search(prob, sc, w, live, dw, alpha, center, slope, max_halvings=30):
+    """Armijo backtracking on the barrier merit along dw (re-scaling at each trial)."""
+    merit = _merit(prob, sc, w, live, center)
+    step = np.zeros_like(w)
+    for _ in range(max_halvings):
+        step[live] = alpha * dw
+        lam, mu = _predict_scaling(prob, sc, step)
+        try:
+            trial = _scale(prob, (w + step).reshape(prob.n_t, prob.n_s), lam, mu)
+        except np.linalg.LinAlgError:
+            trial = None
+        if trial is not None and (
+                _merit(prob, trial, w + step, live, center)
+                <= merit + 1e-4 * alpha * slope + 1e-14 * abs(merit)):
+            return trial, w + step, alpha
+        alpha *= 0.5
+    return None, w, 0.0
+
+
+def _single_point(prob: _Problem) -> BrojaSolution:
+    """Delta_P = {P}: the optimum is P itself, with no gap."""
+    value = _neg_conditional_entropy(prob.p)
+    return BrojaSolution(q=prob.embed(prob.p), objective=value, lower_bound=value, gap=0.0,
+                         marginal_error=0.0, converged=True, n_iter=0)

@@ -1,0 +1,87 @@
+"""Checks on user input with errors that name the argument and what was expected."""
+
+import numbers
+
+import numpy as np
+
+MEASURES = ("broja", "mmi")
+PMF_SUM_TOLERANCE = 1e-8
+
+
+def check_measure(measure) -> str:
+    if not isinstance(measure, str):
+        raise TypeError(f"measure must be a str, one of {MEASURES}; got {type(measure).__name__}.")
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {MEASURES}; got {measure!r}.")
+    return measure
+
+
+def check_base(base) -> float:
+    if isinstance(base, bool) or not isinstance(base, numbers.Real):
+        raise TypeError(f"base must be a real number > 0 and != 1; got {type(base).__name__}.")
+    base = float(base)
+    if not np.isfinite(base) or base <= 0 or base == 1:
+        raise ValueError(f"base must be a finite number > 0 and != 1; got {base!r}.")
+    return base
+
+
+def check_table(table, name: str) -> np.ndarray:
+    """A finite, non-negative 3-D array (T, S, Y) with positive total mass, as float64."""
+    if isinstance(table, (str, bytes)) or table is None:
+        raise TypeError(f"{name} must be a 3-D array-like of numbers; got {type(table).__name__}.")
+    try:
+        arr = np.asarray(table)
+    except (ValueError, TypeError) as exc:  # ragged nested sequences
+        raise ValueError(f"{name} must be a 3-D array of numbers: {exc}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must hold real numbers; got dtype {arr.dtype}.")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must hold real numbers; got complex dtype {arr.dtype}.")
+    if arr.ndim != 3:
+        raise ValueError(f"{name} must be 3-D with axes (teacher, student, target); "
+                         f"got {arr.ndim}-D array of shape {arr.shape}.")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty; got shape {arr.shape}.")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite; it contains NaN or inf.")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be non-negative; smallest entry is {arr.min()!r}.")
+    total = arr.sum()
+    if total <= 0:
+        raise ValueError(f"{name} must have positive total mass; all entries are zero.")
+    return arr
+
+
+def check_pmf(p) -> np.ndarray:
+    arr = check_table(p, "p")
+    total = arr.sum()
+    if abs(total - 1.0) > PMF_SUM_TOLERANCE:
+        raise ValueError(f"p must sum to 1 (within {PMF_SUM_TOLERANCE:g}); it sums to {total!r}. "
+                         "Use pid_from_counts for unnormalised tables.")
+    return arr / total
+
+
+def check_labels(t, s, y) -> tuple:
+    """Three 1-D label arrays of equal length >= 2."""
+    arrays = []
+    for name, values in (("t", t), ("s", s), ("y", y)):
+        if isinstance(values, (str, bytes)) or values is None:
+            raise TypeError(f"{name} must be a 1-D array-like of labels; "
+                            f"got {type(values).__name__}.")
+        arr = np.asarray(values)
+        if (arr.ndim > 1 and not isinstance(values, np.ndarray)
+                and all(isinstance(v, tuple) for v in values)):
+            # A sequence of tuples is a sequence of hashable labels.
+            arr = np.fromiter(values, dtype=object, count=len(values))
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be 1-D (one label per sample); got shape {arr.shape}.")
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must not contain NaN or inf labels.")
+        arrays.append(arr)
+    lengths = {name: len(arr) for name, arr in zip("tsy", arrays)}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"t, s and y must have the same length; got lengths {lengths}.")
+    if lengths["t"] < 2:
+        raise ValueError(f"t, s and y need at least 2 samples; got {lengths['t']}.")
+    return tuple(arrays)

@@ -1,0 +1,215 @@
+"""Exactness of the BROJA solver: certified references, dit, degenerate inputs."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from skpid import pid, pid_from_counts, pid_from_pmf
+from skpid._pid import _broja
+from skpid.datasets import GATES, gate_pmf
+from skpid.exceptions import ConvergenceWarning
+from tests.conftest import ATOM_KEYS, REFERENCE, atoms_of, load_reference_cases
+
+CASES = load_reference_cases()
+
+
+def test_reference_file_is_present():
+    # The certified values are the primary reference: their absence must fail loudly.
+    assert REFERENCE.exists(), f"missing {REFERENCE}"
+    assert len(CASES) >= 10
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_matches_certified_reference(case):
+    result = pid_from_pmf(np.array(case["pmf"]))
+    for attr, key in ATOM_KEYS.items():
+        assert getattr(result, attr) == pytest.approx(case["atoms_bits"][key], abs=1e-7)
+    assert result.converged
+    assert result.gap < 1e-10
+
+
+def check_identities(r, tol=1e-9):
+    assert r.mi_teacher == pytest.approx(r.redundancy + r.unique_teacher, abs=tol)
+    assert r.mi_student == pytest.approx(r.redundancy + r.unique_student, abs=tol)
+    assert r.mi_joint == pytest.approx(atoms_of(r).sum(), abs=tol)
+    assert np.all(atoms_of(r) >= 0)
+
+
+@pytest.mark.parametrize("seed,shape", [(0, (2, 2, 2)), (1, (2, 3, 2)), (2, (3, 3, 3)),
+                                        (3, (3, 2, 4)), (4, (4, 4, 2))])
+def test_agrees_with_dit_cone(seed, shape):
+    pytest.importorskip("ecos")
+    from skpid._testing import dit_broja_atoms
+
+    p = np.random.default_rng(seed).dirichlet(np.ones(np.prod(shape))).reshape(shape)
+    ours = pid_from_pmf(p)
+    theirs = dit_broja_atoms(p)
+    for attr, value in theirs.items():
+        assert getattr(ours, attr) == pytest.approx(value, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", GATES)
+def test_gates_closed_forms(name):
+    expected = {
+        "XOR": (0, 0, 0, 1), "AND": (0.311278124459, 0, 0, 0.5),
+        "OR": (0.311278124459, 0, 0, 0.5), "COPY": (0, 1, 1, 0), "RDN": (1, 0, 0, 0),
+        "UNQ_T": (0, 1, 0, 0), "UNQ_S": (0, 0, 1, 0),
+    }[name]
+    np.testing.assert_allclose(atoms_of(pid_from_pmf(gate_pmf(name))), expected, atol=1e-9)
+
+
+def test_solver_certificate_brackets_the_optimum(rng):
+    p = rng.dirichlet(np.ones(6 * 5 * 4)).reshape(6, 5, 4)
+    sol = _broja.solve_broja(p)
+    assert sol.converged and sol.lower_bound <= sol.objective + 1e-15
+    assert sol.gap <= 1e-13
+    np.testing.assert_allclose(sol.q.sum(axis=1), p.sum(axis=1), atol=1e-14)
+    np.testing.assert_allclose(sol.q.sum(axis=0), p.sum(axis=0), atol=1e-14)
+    assert np.all(sol.q >= 0)
+
+
+def test_result_exposes_optimal_q_read_only(rng):
+    p = rng.dirichlet(np.ones(27)).reshape(3, 3, 3)
+    r = pid_from_pmf(p)
+    assert r.q.shape == p.shape
+    with pytest.raises(ValueError):
+        r.q[0, 0, 0] = 1.0
+    with pytest.raises(AttributeError):
+        r.redundancy = 0.0
+
+
+def test_not_converging_warns(rng):
+    p = rng.dirichlet(np.ones(5 * 5 * 5)).reshape(5, 5, 5)
+    with pytest.warns(ConvergenceWarning, match="gap"):
+        r = pid_from_pmf(p, max_iter=2)
+    assert not r.converged
+
+
+def test_large_negative_atom_is_reported_not_hidden(monkeypatch, rng):
+    p = rng.dirichlet(np.ones(8)).reshape(2, 2, 2)
+    true = _broja.solve_broja(p)
+    # An objective 1 nat too high makes redundancy clearly negative (I(Y;T) <= ln 2).
+    broken = _broja.BrojaSolution(true.q, true.objective + 1.0, true.lower_bound, 1.0,
+                                  0.0, True, 1)
+    monkeypatch.setattr("skpid._pid._core.solve_broja", lambda *a, **k: broken)
+    with pytest.warns(ConvergenceWarning, match="negative"):
+        r = pid_from_pmf(p)
+    assert min(r.redundancy, r.synergy) < -1e-6
+
+
+def test_base_changes_units(rng):
+    p = rng.dirichlet(np.ones(12)).reshape(2, 3, 2)
+    bits, nats = pid_from_pmf(p), pid_from_pmf(p, base=np.e)
+    np.testing.assert_allclose(atoms_of(nats), atoms_of(bits) * np.log(2), atol=1e-12)
+
+
+# Degenerate inputs -------------------------------------------------------------------
+
+def _dirichlet(rng, shape):
+    return rng.dirichlet(np.ones(np.prod(shape))).reshape(shape)
+
+
+def test_zero_rows_columns_and_slices(rng):
+    p = _dirichlet(rng, (3, 3, 3))
+    padded = np.zeros((5, 4, 5))
+    padded[np.ix_([0, 2, 4], [1, 2, 3], [0, 1, 3])] = p
+    np.testing.assert_allclose(atoms_of(pid_from_pmf(padded)), atoms_of(pid_from_pmf(p)),
+                               atol=1e-10)
+
+
+def test_deterministic_y(rng):
+    p = np.zeros((3, 4, 2))
+    p[:, :, 1] = _dirichlet(rng, (3, 4, 1))[:, :, 0]
+    r = pid_from_pmf(p)
+    assert r.entropy_y == pytest.approx(0, abs=1e-12)
+    np.testing.assert_allclose(atoms_of(r), 0, atol=1e-12)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_single_value_of_t_or_s(rng, axis):
+    shape = [3, 3, 3]
+    shape[axis] = 1
+    r = pid_from_pmf(_dirichlet(rng, tuple(shape)))
+    check_identities(r)
+    assert (r.mi_teacher if axis == 0 else r.mi_student) == pytest.approx(0, abs=1e-12)
+    assert r.redundancy == pytest.approx(0, abs=1e-12)
+    assert r.synergy == pytest.approx(0, abs=1e-12)
+
+
+def test_y_independent_of_both(rng):
+    p = _dirichlet(rng, (4, 3, 1)) * _dirichlet(rng, (1, 1, 5))
+    p /= p.sum()
+    np.testing.assert_allclose(atoms_of(pid_from_pmf(p)), 0, atol=1e-10)
+
+
+def test_t_equals_s(rng):
+    p_ty = _dirichlet(rng, (4, 3))
+    p = np.zeros((4, 4, 3))
+    p[np.arange(4), np.arange(4)] = p_ty
+    r = pid_from_pmf(p)
+    assert r.unique_teacher == pytest.approx(0, abs=1e-9)
+    assert r.unique_student == pytest.approx(0, abs=1e-9)
+    assert r.redundancy == pytest.approx(r.mi_teacher, abs=1e-9)
+    assert r.synergy == pytest.approx(0, abs=1e-9)
+
+
+def test_t_equals_y(rng):
+    p_sy = _dirichlet(rng, (3, 4))
+    p = np.zeros((4, 3, 4))
+    p[np.arange(4), :, np.arange(4)] = p_sy.T
+    r = pid_from_pmf(p)
+    check_identities(r)
+    assert r.mi_teacher == pytest.approx(r.entropy_y, abs=1e-12)
+    assert r.unique_teacher == pytest.approx(r.entropy_y - r.mi_student, abs=1e-9)
+    assert r.synergy == pytest.approx(0, abs=1e-9)
+
+
+# Counts and labels --------------------------------------------------------------------
+
+def test_counts_are_normalised(rng):
+    p = _dirichlet(rng, (3, 2, 3))
+    np.testing.assert_allclose(atoms_of(pid_from_counts(p * 1234.5)),
+                               atoms_of(pid_from_pmf(p)), atol=1e-12)
+
+
+def test_labels_of_any_hashable_type(rng):
+    n = 400
+    y = rng.integers(0, 3, n)
+    t = np.where(rng.random(n) < 0.8, y, rng.integers(0, 3, n))
+    s = rng.integers(0, 2, n)
+    base = pid(t, s, y)
+    names = np.array(["cat", "dog", "eel"])
+    relabelled = pid(names[t], [("x", v) for v in s.tolist()], (y + 10).tolist())
+    np.testing.assert_allclose(atoms_of(relabelled), atoms_of(base), atol=1e-10)
+    counts = np.zeros((3, 2, 3))
+    np.add.at(counts, (t, s, y), 1)
+    np.testing.assert_allclose(atoms_of(pid_from_counts(counts)), atoms_of(base), atol=1e-12)
+
+
+def test_unorderable_labels():
+    objs = [object(), object()]
+    t = [objs[0], objs[1], objs[0], objs[1]]
+    r = pid(t, [0, 0, 1, 1], [0, 1, 0, 1])
+    assert r.unique_teacher == pytest.approx(1.0, abs=1e-12)
+
+
+def test_mmi_closed_form(rng):
+    p = _dirichlet(rng, (3, 3, 2))
+    r = pid_from_pmf(p, measure="mmi")
+    assert r.redundancy == pytest.approx(min(r.mi_teacher, r.mi_student))
+    check_identities(r)
+    assert r.q is None
+
+
+def test_repr_and_as_dict(rng):
+    r = pid_from_pmf(_dirichlet(rng, (2, 2, 2)))
+    text = repr(r)
+    assert "redundancy=" in text and "bits" in text
+    d = r.as_dict()
+    assert set(d) >= {"redundancy", "unique_teacher", "unique_student", "synergy",
+                      "mi_teacher", "mi_student", "mi_joint", "entropy_y", "base"}
+    assert "q" not in d
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pid_from_pmf(_dirichlet(rng, (2, 2, 2)))
