@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from skpid import pid_from_pmf
+from skpid._pid._core import broja_atoms
 from skpid._pid._information import task_informations
 from skpid._testing import cvxpy_broja_objective, dit_broja_atoms
 
@@ -27,11 +28,8 @@ ATOMS = ("redundancy", "unique_teacher", "unique_student", "synergy")
 
 def atoms_from_objective(p, f_star):
     """BROJA atoms in bits from min -H_Q(Y|T,S) (nats)."""
-    info = task_informations(p)
-    uni_t = info["h_y_given_s"] + f_star
-    values = (info["mi_teacher"] - uni_t, uni_t, info["h_y_given_t"] + f_star,
-              -info["h_y_given_ts"] - f_star)
-    return np.array(values) / np.log(2)
+    atoms = broja_atoms(task_informations(p), f_star)
+    return np.array([atoms[name] for name in ATOMS]) / np.log(2)
 
 
 def timed(fn, repeats):

@@ -143,14 +143,7 @@ def _decompose(p: np.ndarray, measure: str, base: float, tol: float, max_iter: i
                 f"BROJA solver stopped after {sol.n_iter} iterations with a certified gap of "
                 f"{sol.gap:.3g} nats (tolerance {tol:g}); atoms may be off by that much.",
                 ConvergenceWarning, stacklevel=3)
-        f_star = sol.objective  # min -H_Q(Y|T,S), nats
-        uni_t = info["h_y_given_s"] + f_star
-        atoms = {
-            "redundancy": info["mi_teacher"] - uni_t,
-            "unique_teacher": uni_t,
-            "unique_student": info["h_y_given_t"] + f_star,
-            "synergy": -info["h_y_given_ts"] - f_star,
-        }
+        atoms = broja_atoms(info, sol.objective)
         q, gap, converged = sol.q, max(sol.gap, 0.0), sol.converged
     atoms = {name: _clip_round_off(name, value * scale) for name, value in atoms.items()}
     return PIDResult(
@@ -165,6 +158,17 @@ def _decompose(p: np.ndarray, measure: str, base: float, tol: float, max_iter: i
         gap=float(gap) * scale,
         converged=converged,
     )
+
+
+def broja_atoms(info: dict, f_star: float) -> dict:
+    """BROJA atoms (nats) from the task informations and f* = min_Q -H_Q(Y|T,S) (nats)."""
+    uni_t = info["h_y_given_s"] + f_star
+    return {
+        "redundancy": info["mi_teacher"] - uni_t,
+        "unique_teacher": uni_t,
+        "unique_student": info["h_y_given_t"] + f_star,
+        "synergy": -info["h_y_given_ts"] - f_star,
+    }
 
 
 def _clip_round_off(name: str, value: float) -> float:
