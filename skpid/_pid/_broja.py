@@ -106,9 +106,21 @@ class _Problem:
         # Inactive rows and columns get a unit diagonal: their step is zero.
         self.inactive = np.concatenate([~self.active_t, ~self.active_s], axis=1).astype(float)
 
-    def has_single_point(self) -> bool:
-        """True when Delta_P is the single point P (one active T or S value per class)."""
-        return bool(np.all((self.active_t.sum(axis=1) <= 1) | (self.active_s.sum(axis=1) <= 1)))
+    def p_is_optimal(self) -> bool:
+        """True when P is known to be optimal, with a closed-form certificate.
+
+        * Delta_P is the single point P (one active T or S value per class);
+        * P's pairs form a matching (each t occurs with one s and vice versa, e.g.
+          T = S): then I_P(Y; T | S) = 0, the least unique information possible.  The
+          dual point lam[y, t] = log p(y|t) / 2, mu[y, s] = log p(y|s) / 2 attains P's
+          value and is feasible, since sum_y sqrt(p(y|t) p(y|s)) <= 1 (Cauchy-Schwarz).
+          Strict complementarity fails at such optima, where interior-point methods
+          converge slowly, so recognising them matters.
+        """
+        single = np.all((self.active_t.sum(axis=1) <= 1) | (self.active_s.sum(axis=1) <= 1))
+        support = self.p.sum(axis=2) > 0
+        matching = np.all(support.sum(axis=0) <= 1) and np.all(support.sum(axis=1) <= 1)
+        return bool(single or matching)
 
     def embed(self, q: np.ndarray) -> np.ndarray:
         """Place a reduced ``q[t, s, y]`` back into the full shape."""
@@ -155,18 +167,37 @@ def _scaling_hessian(prob, q, residual):
 
 def _scale(prob: _Problem, w: np.ndarray, lam: np.ndarray, mu: np.ndarray,
            tol: float = 1e-15, max_iter: int = 100) -> _Scaling:
-    """Scale ``w`` (per class) onto the marginals by damped Newton steps, batched over y."""
+    """Scale ``w`` (per class) onto the marginals by damped Newton steps, batched over y.
+
+    A start far from the solution may overflow; the result then reports a large
+    ``error`` and callers step back, so floating-point warnings are silenced here.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _newton_scaling(prob, w, lam, mu, tol, max_iter)
+
+
+def _newton_scaling(prob, w, lam, mu, tol, max_iter):
     lam = np.where(prob.active_t, lam, 0.0)
     mu = np.where(prob.active_s, mu, 0.0)
+    # (lam[y] + c, mu[y] - c) leaves q unchanged; round-off in ill-conditioned steps can
+    # still drift along it until lam + mu cancels catastrophically.  Re-balance each class.
+    shift = 0.5 * (lam.sum(axis=1) / prob.active_t.sum(axis=1)
+                   - mu.sum(axis=1) / prob.active_s.sum(axis=1))
+    lam = np.where(prob.active_t, lam - shift[:, None], 0.0)
+    mu = np.where(prob.active_s, mu + shift[:, None], 0.0)
     wm = prob.mask * w
     n_t = prob.n_t
     k, q, residual, objective = _scaling_terms(prob, wm, lam, mu)
+    best, stalled = np.inf, 0
     for _ in range(max_iter):
-        hess_inv = _inverse(_scaling_hessian(prob, q, residual))
+        hess = _scaling_hessian(prob, q, residual)
         error = float(np.abs(residual).max())
-        if error <= tol:
+        # Done at tol, or at the round-off floor (no halving of the error in 3 steps).
+        stalled = 0 if error < 0.5 * best else stalled + 1
+        best = min(best, error)
+        if error <= tol or stalled >= 3:
             break
-        step = -np.matmul(hess_inv, residual[:, :, None])[:, :, 0]
+        step = -_solve(hess, residual)
         slope = (step * residual).sum(axis=1)
         alpha = np.ones(prob.n_y)
         todo = np.ones(prob.n_y, dtype=bool)
@@ -174,8 +205,7 @@ def _scale(prob: _Problem, w: np.ndarray, lam: np.ndarray, mu: np.ndarray,
         for _ in range(60):
             new_lam = np.where(todo[:, None], lam + alpha[:, None] * step[:, :n_t], new_lam)
             new_mu = np.where(todo[:, None], mu + alpha[:, None] * step[:, n_t:], new_mu)
-            with np.errstate(over="ignore", invalid="ignore"):
-                k_new, q_new, res_new, obj_new = _scaling_terms(prob, wm, new_lam, new_mu)
+            k_new, q_new, res_new, obj_new = _scaling_terms(prob, wm, new_lam, new_mu)
             # Armijo, with slack for round-off once the step is tiny.
             ok = obj_new <= objective + 1e-4 * alpha * slope + 1e-15 * np.abs(objective)
             ok &= np.isfinite(obj_new)
@@ -183,12 +213,29 @@ def _scale(prob: _Problem, w: np.ndarray, lam: np.ndarray, mu: np.ndarray,
             if not todo.any():
                 break
             alpha = np.where(todo, alpha * 0.5, alpha)
-        lam, mu = new_lam, new_mu
-        k, q, residual, objective = k_new, q_new, res_new, obj_new
+        if todo.all():
+            break  # round-off floor: no class can improve any more
+        # Classes whose line search failed keep their point.
+        lam = np.where(todo[:, None], lam, new_lam)
+        mu = np.where(todo[:, None], mu, new_mu)
+        keep = todo[:, None, None]
+        k, q = np.where(keep, k, k_new), np.where(keep, q, q_new)
+        residual = np.where(todo[:, None], residual, res_new)
+        objective = np.where(todo, objective, obj_new)
     else:
-        hess_inv = _inverse(_scaling_hessian(prob, q, residual))
+        hess = _scaling_hessian(prob, q, residual)
         error = float(np.abs(residual).max())
+    # The inverse itself is needed only once, for the Hessian of phi.
+    hess_inv = _inverse(hess)
     return _Scaling(lam, mu, k, q, hess_inv, error)
+
+
+def _solve(hess: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Batched solve ``hess[y] x[y] = rhs[y]``; least squares where a class is singular."""
+    try:
+        return np.linalg.solve(hess, rhs[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        return np.matmul(np.linalg.pinv(hess, hermitian=True), rhs[:, :, None])[:, :, 0]
 
 
 def _inverse(hess: np.ndarray) -> np.ndarray:
@@ -199,34 +246,60 @@ def _inverse(hess: np.ndarray) -> np.ndarray:
         return np.linalg.pinv(hess, hermitian=True)
 
 
-def _reduced_hessian(prob: _Problem, sc: _Scaling, rows: np.ndarray) -> np.ndarray:
+def _reduced_hessian(prob: _Problem, sc: _Scaling, rows: np.ndarray,
+                     dtype=np.float64) -> np.ndarray:
     """The Hessian of phi, sum_y K_y A M_y^+ A^T K_y, restricted to the pairs ``rows``.
 
-    Entry ((u, v), i) with i = (t, s) is
-    ``sum_y k[y,u,v] k[y,i] (M[u,t] + M[u,s'] + M[v',t] + M[v',s'])`` (``M = M_y^+``,
-    primes mark student indices).  Both halves are batched matrix products, one batch per
-    teacher (or student) value, laid out so the result needs no large transposes.
+    Entry (j, i) with j = (u, v), i = (t, s) is
+    ``sum_y k[y,j] k[y,i] (M[u,t] + M[u,s'] + M[v',t] + M[v',s'])`` (``M = M_y^+``,
+    primes mark student indices).  The terms with ``M[u, .]`` are, for each teacher value
+    u, one matrix product over y between the rows j = (u, .) and all columns; likewise for
+    ``M[v', .]`` and each student value v.  ``rows`` must be sorted (teacher-major).
     """
     n_t, n_s, n_y = prob.n_t, prob.n_s, prob.n_y
+    if len(rows) == n_t * n_s and max(n_t, n_s) * n_y * len(rows) <= 2 ** 22:
+        return _full_hessian(prob, sc, dtype)
     t_of, s_of = np.divmod(rows, n_s)
-    k = sc.k
-    hinv = np.ascontiguousarray(sc.hess_inv.transpose(2, 0, 1))  # [column, y, row]
-    # f[c, y, i] = k[y, i] * (M[t_i, c] + M[s_i', c]) for the teacher columns c, then student.
-    if len(rows) == n_t * n_s:  # all pairs: broadcasting beats gathering
-        k_rows = k
-        f_t = hinv[:n_t, :, :n_t, None] + hinv[:n_t, :, None, n_t:]
-        f_s = hinv[n_t:, :, :n_t, None] + hinv[n_t:, :, None, n_t:]
-    else:
-        k_rows = k.reshape(n_y, -1)[:, rows]
-        f_t = hinv[:n_t, :, t_of] + hinv[:n_t, :, n_t + s_of]
-        f_s = hinv[n_t:, :, t_of] + hinv[n_t:, :, n_t + s_of]
-    f_t = (f_t * k_rows).reshape(n_t, n_y, -1)
-    f_s = (f_s * k_rows).reshape(n_s, n_y, -1)
-    part_t = np.matmul(np.ascontiguousarray(k.transpose(1, 2, 0)), f_t)  # [u, v, i]
-    part_s = np.matmul(np.ascontiguousarray(k.transpose(2, 1, 0)), f_s)  # [v, u, i]
-    hess = part_t.reshape(n_t * n_s, -1)
-    hess += part_s.transpose(1, 0, 2).reshape(n_t * n_s, -1)
-    return hess[rows]
+    k_rows = sc.k.reshape(n_y, -1)[:, rows].astype(dtype)
+    hinv = np.ascontiguousarray(sc.hess_inv.transpose(1, 0, 2), dtype=dtype)  # [c, y, c']
+    hess = np.empty((len(rows), len(rows)), dtype=dtype)
+
+    def coupling(c):  # f[y, i] = k[y, i] * (M[c, t_i] + M[c, s_i'])
+        f = hinv[c][:, t_of]
+        f += hinv[c][:, n_t + s_of]
+        f *= k_rows
+        return f
+
+    starts = np.searchsorted(t_of, np.arange(n_t + 1))
+    for u in range(n_t):
+        block = slice(starts[u], starts[u + 1])
+        if block.start < block.stop:
+            np.matmul(k_rows[:, block].T, coupling(u), out=hess[block])
+    by_student = np.argsort(s_of, kind="stable")
+    starts = np.searchsorted(s_of[by_student], np.arange(n_s + 1))
+    for v in range(n_s):
+        sel = by_student[starts[v]:starts[v + 1]]
+        if len(sel):
+            hess[sel] += k_rows[:, sel].T @ coupling(n_t + v)
+    return hess
+
+
+def _full_hessian(prob: _Problem, sc: _Scaling, dtype) -> np.ndarray:
+    """:func:`_reduced_hessian` over all pairs by broadcasting: faster while it is small.
+
+    ``f[c, y, t, s] = k[y, t, s] (M[c, t] + M[c, s'])`` for teacher columns c, then student
+    ones, and one batched product per half.
+    """
+    n_t, n_s, n_y = prob.n_t, prob.n_s, prob.n_y
+    k = sc.k.astype(dtype, copy=False)
+    hinv = np.ascontiguousarray(sc.hess_inv.transpose(2, 0, 1), dtype=dtype)  # [c, y, c']
+    f = (hinv[:, :, :n_t, None] + hinv[:, :, None, n_t:]) * k
+    part_t = np.matmul(np.ascontiguousarray(k.transpose(1, 2, 0)),
+                       f[:n_t].reshape(n_t, n_y, -1))  # [u, v, i]
+    part_s = np.matmul(np.ascontiguousarray(k.transpose(2, 1, 0)),
+                       f[n_t:].reshape(n_s, n_y, -1))  # [v, u, i]
+    part_t += part_s.transpose(1, 0, 2)
+    return part_t.reshape(n_t * n_s, -1)
 
 
 def _hessian_diagonal(prob: _Problem, sc: _Scaling) -> np.ndarray:
@@ -259,29 +332,115 @@ def _bounds(prob: _Problem, sc: _Scaling, live: np.ndarray):
 
 
 class _NewtonSystem:
-    """The interior-point Newton matrix ``H + diag(z / w)`` over the live pairs, factored.
+    """The interior-point Newton system ``(H + diag(z / w)) dw = rhs`` over the live pairs.
 
-    Pairs whose barrier term dominates their own curvature by ``decouple`` (they are on
-    their way to zero mass) are solved with their diagonal alone: for a positive
-    semi-definite H, dropping pair i's couplings perturbs the others by at most
-    ``H_ii / (z_i / w_i)`` relative, and it shrinks the dense factorisation to the pairs
-    that still matter.
+    ``H`` is applied exactly and matrix-free (``sum_y G_y M_y G_y^T``, a few passes over
+    ``q``), and the system is solved by conjugate gradients preconditioned with a
+    single-precision Cholesky factor of the (diagonally scaled) dense matrix.  Single
+    precision halves the cost of forming and factoring the dense matrix; the float64
+    iterations restore full accuracy in a few steps.  Pairs whose barrier term dominates
+    their own curvature by ``decouple`` (they are heading to zero mass) enter the
+    preconditioner by their diagonal alone, which shrinks the factorisation to the pairs
+    that still matter; the exact operator keeps their couplings.
     """
 
-    def __init__(self, prob, sc, live_idx, w, z, decouple=1e8):
-        barrier = z / w
-        diag = _hessian_diagonal(prob, sc)[live_idx]
-        self.coupled = barrier <= decouple * diag
-        rows = live_idx[self.coupled]
-        hess = _reduced_hessian(prob, sc, rows)
-        hess[np.diag_indices_from(hess)] += barrier[self.coupled]
-        self.factor = cho_factor(hess, lower=True, check_finite=False)
-        self.diag_only = (diag + barrier)[~self.coupled]
+    def __init__(self, prob, live_idx, decouple=1e3, exact_size=400):
+        self.prob, self.live_idx = prob, live_idx
+        self.decouple, self.exact_size = decouple, exact_size
 
-    def solve(self, rhs):
-        x = np.empty_like(rhs)
-        x[self.coupled] = cho_solve(self.factor, rhs[self.coupled], check_finite=False)
-        x[~self.coupled] = rhs[~self.coupled] / self.diag_only
+    def update(self, sc, w, z):
+        """Move the system to a new iterate and factor its preconditioner.
+
+        Raises LinAlgError if no factor can be had (the caller stops iterating).
+        """
+        self.sc = sc
+        self.barrier = z / w
+        self.diag = _hessian_diagonal(self.prob, sc)[self.live_idx] + self.barrier
+        coupled = self.barrier <= self.decouple * (self.diag - self.barrier)
+        # Small systems: a float64 factor of all pairs solves exactly (the diagonal scaling
+        # keeps it well conditioned however large a barrier term grows), and iterating
+        # would only add overhead.  Large ones: float32 halves forming and factoring, and
+        # CG restores float64 accuracy.
+        self.exact = len(self.live_idx) <= self.exact_size
+        if self.exact:
+            everything = np.ones(len(self.live_idx), dtype=bool)
+            try:
+                self._factorize(everything, np.float64)
+            except LinAlgError:
+                # H is semi-definite in exact arithmetic; where round-off in M_y^+ makes it
+                # indefinite, a modified Newton step (eigenvalues clipped) still descends.
+                self._factorize(everything, np.float64, modified=True)
+            return
+        try:
+            self._factorize(coupled, np.float32)
+        except LinAlgError:
+            # Round-off made a nearly singular matrix indefinite: a ridge keeps it a
+            # fair preconditioner (CG works with the exact operator).
+            self._factorize(coupled, np.float64, ridge=1e-6)
+
+    def _factorize(self, coupled, dtype, ridge=0.0, modified=False):
+        rows = self.live_idx[coupled]
+        hess = _reduced_hessian(self.prob, self.sc, rows, dtype=dtype)
+        hess[np.diag_indices_from(hess)] += self.barrier[coupled]
+        diag = np.diagonal(hess).astype(float)
+        if not np.all(np.isfinite(diag) & (diag > 0)):
+            raise LinAlgError("the Newton matrix has a non-positive or non-finite diagonal")
+        scale = 1.0 / np.sqrt(diag)
+        hess *= scale.astype(dtype)[:, None]
+        hess *= scale.astype(dtype)[None, :]
+        if modified:
+            values, vectors = np.linalg.eigh(hess)
+            values = np.maximum(values, 1e-12 * values[-1])
+            self.factor = None
+            self.eigen = (vectors, 1.0 / values)
+        else:
+            hess[np.diag_indices_from(hess)] += ridge
+            self.factor = cho_factor(hess, lower=True, check_finite=False)
+        self.coupled, self.scale, self.dtype = coupled, scale, dtype
+
+    def matvec(self, v):
+        """``(H + diag(z / w)) v`` in float64, without forming H."""
+        prob, sc = self.prob, self.sc
+        full = np.zeros(prob.n_t * prob.n_s)
+        full[self.live_idx] = v
+        kv = sc.k * full.reshape(prob.n_t, prob.n_s)
+        marg = np.concatenate([kv.sum(axis=2), kv.sum(axis=1)], axis=1)
+        m = np.matmul(sc.hess_inv, marg[:, :, None])[:, :, 0]
+        hv = (sc.k * (m[:, :prob.n_t, None] + m[:, None, prob.n_t:])).sum(axis=0)
+        return hv.ravel()[self.live_idx] + self.barrier * v
+
+    def precondition(self, r):
+        x = np.empty_like(r)
+        c = self.coupled
+        rhs = (self.scale * r[c]).astype(self.dtype)
+        if self.factor is None:
+            vectors, inv_values = self.eigen
+            x[c] = self.scale * (vectors @ (inv_values * (vectors.T @ rhs)))
+        else:
+            x[c] = self.scale * cho_solve(self.factor, rhs, check_finite=False)
+        x[~c] = r[~c] / self.diag[~c]
+        return x
+
+    def solve(self, rhs, max_iter=50, rtol=1e-12):
+        """Preconditioned conjugate gradients from the preconditioned right-hand side."""
+        x = self.precondition(rhs)
+        if self.exact:
+            return x
+        r = rhs - self.matvec(x)
+        target = rtol * np.linalg.norm(rhs)
+        z = self.precondition(r)
+        d = z
+        rz = r @ z
+        for _ in range(max_iter):
+            if np.linalg.norm(r) <= target:
+                break
+            ad = self.matvec(d)
+            step = rz / (d @ ad)
+            x = x + step * d
+            r = r - step * ad
+            z = self.precondition(r)
+            rz, rz_old = r @ z, rz
+            d = z + (rz / rz_old) * d
         return x
 
 
@@ -306,8 +465,8 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-13,
     p = np.where(p < 1e-18, 0.0, p)
     p = p / p.sum()
     prob = _Problem(p)
-    if prob.n_y <= 1 or prob.has_single_point():
-        return _single_point(prob)
+    if prob.n_y <= 1 or prob.p_is_optimal():
+        return _optimal_p(prob)
 
     live = prob.live.ravel()
     live_idx = np.flatnonzero(live)
@@ -316,7 +475,8 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-13,
     z = np.where(live, 0.1, 0.0)
     lam = np.zeros((prob.n_y, prob.n_t))
     mu = np.zeros((prob.n_y, prob.n_s))
-    best, last_progress = None, 0
+    best, last_progress, alpha = None, 0, 1.0
+    system = _NewtonSystem(prob, live_idx)
     try:
         sc = _scale(prob, w.reshape(prob.n_t, prob.n_s), lam, mu)
     except np.linalg.LinAlgError:
@@ -335,29 +495,20 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-13,
             break
         grad = np.where(live, 1.0 - sc.k.sum(axis=0).ravel(), 0.0)
         w_l, z_l, g_l = w[live], z[live], grad[live]
-        mu_c = float(w_l @ z_l) / n_live
         try:
-            system = _NewtonSystem(prob, sc, live_idx, w_l, z_l)
+            system.update(sc, w_l, z_l)
+            # After a shortened step, centre more (measured on random sparse tables:
+            # fewer iterations and fewer stalls than Mehrotra's choice alone).
+            dw, dz, center = _mehrotra_step(system, w_l, z_l, g_l,
+                                            min_sigma=0.5 if alpha < 0.9 else 0.0)
         except LinAlgError:
             break
-        # Predictor (affine-scaling) direction.
-        dw_a = system.solve(-g_l)
-        dz_a = -z_l - z_l * dw_a / w_l
-        a_p = min(1.0, _max_step(w_l, dw_a))
-        a_d = min(1.0, _max_step(z_l, dz_a))
-        mu_aff = float((w_l + a_p * dw_a) @ (z_l + a_d * dz_a)) / n_live
-        center = min(1.0, (mu_aff / mu_c) ** 3) * mu_c
-        # Corrector with Mehrotra's second-order term; if that is no descent direction for
-        # the barrier merit psi(w) = phi(w) - center * sum(log w), drop the correction.
+        # Fraction to the boundary: 0.99 early, tending to 1 with the gap so that the end
+        # game converges superlinearly instead of gaining a factor 100 per iteration.
+        tau = 1.0 - min(0.01, upper - lower)
+        a_p = min(1.0, tau * _max_step(w_l, dw))
+        a_d = min(1.0, tau * _max_step(z_l, dz))
         grad_psi = g_l - center / w_l
-        corr = dw_a * dz_a
-        dw = system.solve(-g_l + (center - corr) / w_l)
-        if grad_psi @ dw >= 0:
-            corr = 0.0
-            dw = system.solve(-grad_psi)
-        dz = (center - w_l * z_l - z_l * dw - corr) / w_l
-        a_p = min(1.0, 0.99 * _max_step(w_l, dw))
-        a_d = min(1.0, 0.99 * _max_step(z_l, dz))
         sc, w, alpha = _line_search(prob, sc, w, live, dw, a_p, center, grad_psi @ dw)
         if sc is None:
             break
@@ -382,6 +533,33 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-13,
     )
 
 
+def _mehrotra_step(system, w, z, grad, min_sigma=0.0):
+    """Mehrotra predictor-corrector direction (dw, dz) and its centring parameter.
+
+    ``min_sigma`` bounds the centring fraction from below: after short steps, Mehrotra's
+    aggressive choice can stall far from the central path; more centring recovers.
+    """
+    n = len(w)
+    mu_c = float(w @ z) / n
+    # Predictor (affine-scaling) direction.
+    dw_a = system.solve(-grad)
+    dz_a = -z - z * dw_a / w
+    a_p = min(1.0, _max_step(w, dw_a))
+    a_d = min(1.0, _max_step(z, dz_a))
+    mu_aff = float((w + a_p * dw_a) @ (z + a_d * dz_a)) / n
+    center = max(min_sigma, min(1.0, (mu_aff / mu_c) ** 3)) * mu_c
+    # Corrector with Mehrotra's second-order term; if that is no descent direction for
+    # the barrier merit psi(w) = phi(w) - center * sum(log w), drop the correction.
+    grad_psi = grad - center / w
+    corr = dw_a * dz_a
+    dw = system.solve(-grad + (center - corr) / w)
+    if grad_psi @ dw >= 0:
+        corr = 0.0
+        dw = system.solve(-grad_psi)
+    dz = (center - w * z - z * dw - corr) / w
+    return dw, dz, center
+
+
 def _neg_conditional_entropy(p: np.ndarray) -> float:
     """-H_p(Y | T, S) in nats for ``p[t, s, y]``."""
     p_ts = p.sum(axis=2)
@@ -400,12 +578,18 @@ def _line_search(prob, sc, w, live, dw, alpha, center, slope, max_halvings=30):
     step = np.zeros_like(w)
     for _ in range(max_halvings):
         step[live] = alpha * dw
-        lam, mu = _predict_scaling(prob, sc, step)
-        try:
-            trial = _scale(prob, (w + step).reshape(prob.n_t, prob.n_s), lam, mu)
-        except np.linalg.LinAlgError:
-            trial = None
-        if trial is not None and (
+        trial = None
+        # Start from the first-order prediction; if that start is too far off for
+        # Newton's method, from the current point.
+        for lam, mu in (_predict_scaling(prob, sc, step), (sc.lam, sc.mu)):
+            try:
+                trial = _scale(prob, (w + step).reshape(prob.n_t, prob.n_s), lam, mu)
+            except np.linalg.LinAlgError:
+                continue
+            if trial.error <= 1e-12:
+                break
+        # A trial whose scaling did not converge has no valid bounds: step back.
+        if trial is not None and trial.error <= 1e-12 and (
                 _merit(prob, trial, w + step, live, center)
                 <= merit + 1e-4 * alpha * slope + 1e-14 * abs(merit)):
             return trial, w + step, alpha
@@ -413,8 +597,8 @@ def _line_search(prob, sc, w, live, dw, alpha, center, slope, max_halvings=30):
     return None, w, 0.0
 
 
-def _single_point(prob: _Problem) -> BrojaSolution:
-    """Delta_P = {P}: the optimum is P itself, with no gap."""
+def _optimal_p(prob: _Problem) -> BrojaSolution:
+    """P itself is optimal (see ``_Problem.p_is_optimal``): no gap."""
     value = _neg_conditional_entropy(prob.p)
     return BrojaSolution(q=prob.embed(prob.p), objective=value, lower_bound=value, gap=0.0,
                          marginal_error=0.0, converged=True, n_iter=0)

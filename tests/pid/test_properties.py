@@ -90,9 +90,6 @@ def test_identical_teacher_and_student(p_ty):
     assert r.redundancy == pytest.approx(r.mi_teacher, abs=EXACT)
 
 
-@pytest.mark.xfail(strict=True, reason="known defect (issue 2 left open): on degenerate "
-                   "optima such as T = S with zero cells the interior-point line search can "
-                   "stall before certifying the 1e-8 nats gap")
 def test_degenerate_optimum_is_certified():
     p_ty = np.array([[0.147, 0.139], [0.194, 0.083], [0.057, 0.128], [0.129, 0.124]])
     p = np.zeros((4, 4, 2))
