@@ -347,6 +347,7 @@ class _NewtonSystem:
     def __init__(self, prob, live_idx, decouple=1e3, exact_size=400):
         self.prob, self.live_idx = prob, live_idx
         self.decouple, self.exact_size = decouple, exact_size
+        self.diagonal_suffices = True
 
     def update(self, sc, w, z):
         """Move the system to a new iterate and factor its preconditioner.
@@ -371,6 +372,13 @@ class _NewtonSystem:
                 # indefinite, a modified Newton step (eigenvalues clipped) still descends.
                 self._factorize(everything, np.float64, modified=True)
             return
+        # Far from the boundary (the first iterations) the diagonal alone may precondition
+        # well enough; the dense factor is built only once it does not.
+        self.coupled = np.zeros(len(self.live_idx), dtype=bool)
+        self.pending = coupled
+
+    def _factor_pending(self):
+        coupled, self.pending = self.pending, None
         try:
             self._factorize(coupled, np.float32)
         except LinAlgError:
@@ -412,20 +420,33 @@ class _NewtonSystem:
     def precondition(self, r):
         x = np.empty_like(r)
         c = self.coupled
+        x[~c] = r[~c] / self.diag[~c]
+        if not c.any():
+            return x
         rhs = (self.scale * r[c]).astype(self.dtype)
         if self.factor is None:
             vectors, inv_values = self.eigen
             x[c] = self.scale * (vectors @ (inv_values * (vectors.T @ rhs)))
         else:
             x[c] = self.scale * cho_solve(self.factor, rhs, check_finite=False)
-        x[~c] = r[~c] / self.diag[~c]
         return x
 
-    def solve(self, rhs, max_iter=50, rtol=1e-12):
-        """Preconditioned conjugate gradients from the preconditioned right-hand side."""
-        x = self.precondition(rhs)
+    def solve(self, rhs):
+        """Solve to float64 accuracy (exactly by the factor for small systems)."""
         if self.exact:
-            return x
+            return self.precondition(rhs)
+        if self.pending is not None and self.diagonal_suffices:
+            x, converged = self._cg(rhs, max_iter=30)
+            if converged:
+                return x
+            self.diagonal_suffices = False  # it will not again, closer to the boundary
+        if self.pending is not None:
+            self._factor_pending()
+        return self._cg(rhs, max_iter=50)[0]
+
+    def _cg(self, rhs, max_iter, rtol=1e-12):
+        """Preconditioned conjugate gradients; the solution and whether it converged."""
+        x = self.precondition(rhs)
         r = rhs - self.matvec(x)
         target = rtol * np.linalg.norm(rhs)
         z = self.precondition(r)
@@ -433,7 +454,7 @@ class _NewtonSystem:
         rz = r @ z
         for _ in range(max_iter):
             if np.linalg.norm(r) <= target:
-                break
+                return x, True
             ad = self.matvec(d)
             step = rz / (d @ ad)
             x = x + step * d
@@ -441,7 +462,7 @@ class _NewtonSystem:
             z = self.precondition(r)
             rz, rz_old = r @ z, rz
             d = z + (rz / rz_old) * d
-        return x
+        return x, bool(np.linalg.norm(r) <= target)
 
 
 def _max_step(x, dx):
@@ -472,7 +493,7 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-13,
     live_idx = np.flatnonzero(live)
     n_live = int(live.sum())
     w = np.where(live, 1.0 / n_live, 0.0)
-    z = np.where(live, 0.1, 0.0)
+    z = np.where(live, 1.0, 0.0)
     lam = np.zeros((prob.n_y, prob.n_t))
     mu = np.zeros((prob.n_y, prob.n_s))
     best, last_progress, alpha = None, 0, 1.0
