@@ -344,7 +344,7 @@ class _NewtonSystem:
     that still matter; the exact operator keeps their couplings.
     """
 
-    def __init__(self, prob, live_idx, decouple=1e3, exact_size=400):
+    def __init__(self, prob, live_idx, decouple=1e3, exact_size=200):
         self.prob, self.live_idx = prob, live_idx
         self.decouple, self.exact_size = decouple, exact_size
         self.diagonal_suffices = True
