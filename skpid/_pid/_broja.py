@@ -103,8 +103,12 @@ class _Problem:
         n_active = self.active_t.sum(axis=1) + self.active_s.sum(axis=1)
         rho = self.p_ty.sum(axis=1) / n_active
         self.regulariser = rho[:, None, None] * v[:, :, None] * v[:, None, :]
-        # Inactive rows and columns get a unit diagonal: their step is zero.
-        self.inactive = np.concatenate([~self.active_t, ~self.active_s], axis=1).astype(float)
+        # Inactive rows and columns get a unit diagonal: their step is zero.  The tiny
+        # ridge keeps the Hessian invertible when a row's mass underflows (weights heading
+        # to zero); it only damps such steps, the fixed point is unchanged.
+        inactive = np.concatenate([~self.active_t, ~self.active_s], axis=1)
+        self.diagonal_shift = (self.marginals + inactive + 1e-300
+                               + 1e-16 * self.marginals.max(axis=1, keepdims=True))
 
     def p_is_optimal(self) -> bool:
         """True when P is known to be optimal, with a closed-form certificate.
@@ -154,12 +158,9 @@ def _scaling_hessian(prob, q, residual):
     n_t = prob.n_t
     d = n_t + prob.n_s
     hess = prob.regulariser.copy()
-    rows = residual + prob.marginals  # the current marginals of q
     diag = np.arange(d)
-    # The tiny ridge keeps the Hessian invertible when a row's mass underflows (weights
-    # heading to zero); it only damps such steps, the fixed point is unchanged.
-    hess[:, diag, diag] += rows + prob.inactive + 1e-300 + 1e-16 * prob.marginals.max(axis=1,
-                                                                                  keepdims=True)
+    # residual + marginals: the current marginals of q.
+    hess[:, diag, diag] += residual + prob.diagonal_shift
     hess[:, :n_t, n_t:] += q
     hess[:, n_t:, :n_t] += q.transpose(0, 2, 1)
     return hess
@@ -186,7 +187,6 @@ def _newton_scaling(prob, w, lam, mu, tol, max_iter):
     lam = np.where(prob.active_t, lam - shift[:, None], 0.0)
     mu = np.where(prob.active_s, mu + shift[:, None], 0.0)
     wm = prob.mask * w
-    n_t = prob.n_t
     k, q, residual, objective = _scaling_terms(prob, wm, lam, mu)
     best, stalled = np.inf, 0
     for _ in range(max_iter):
@@ -198,36 +198,55 @@ def _newton_scaling(prob, w, lam, mu, tol, max_iter):
         if error <= tol or stalled >= 3:
             break
         step = -_solve(hess, residual)
-        slope = (step * residual).sum(axis=1)
-        alpha = np.ones(prob.n_y)
-        todo = np.ones(prob.n_y, dtype=bool)
-        new_lam, new_mu = lam, mu
-        for _ in range(60):
-            new_lam = np.where(todo[:, None], lam + alpha[:, None] * step[:, :n_t], new_lam)
-            new_mu = np.where(todo[:, None], mu + alpha[:, None] * step[:, n_t:], new_mu)
-            k_new, q_new, res_new, obj_new = _scaling_terms(prob, wm, new_lam, new_mu)
-            # Armijo, with slack for round-off once the step is tiny.
-            ok = obj_new <= objective + 1e-4 * alpha * slope + 1e-15 * np.abs(objective)
-            ok &= np.isfinite(obj_new)
-            todo &= ~ok
-            if not todo.any():
-                break
-            alpha = np.where(todo, alpha * 0.5, alpha)
-        if todo.all():
+        trial = _armijo(prob, wm, lam, mu, step, objective, residual)
+        if trial is None:
             break  # round-off floor: no class can improve any more
-        # Classes whose line search failed keep their point.
-        lam = np.where(todo[:, None], lam, new_lam)
-        mu = np.where(todo[:, None], mu, new_mu)
-        keep = todo[:, None, None]
-        k, q = np.where(keep, k, k_new), np.where(keep, q, q_new)
-        residual = np.where(todo[:, None], residual, res_new)
-        objective = np.where(todo, objective, obj_new)
+        lam, mu, k, q, residual, objective = trial
     else:
         hess = _scaling_hessian(prob, q, residual)
         error = float(np.abs(residual).max())
     # The inverse itself is needed only once, for the Hessian of phi.
     hess_inv = _inverse(hess)
     return _Scaling(lam, mu, k, q, hess_inv, error)
+
+
+def _armijo(prob, wm, lam, mu, step, objective, residual, max_halvings=60):
+    """Per-class backtracking along a Newton step of the scaling problems.
+
+    Returns the new (lam, mu, k, q, residual, objective), classes whose search failed
+    keeping their point, or None if no class could improve.
+    """
+    n_t = prob.n_t
+    slope = (step * residual).sum(axis=1)
+    # Slack for round-off once the step is tiny.
+    slack = 1e-15 * np.abs(objective)
+    new_lam, new_mu = lam + step[:, :n_t], mu + step[:, n_t:]
+    terms = _scaling_terms(prob, wm, new_lam, new_mu)
+    ok = (terms[3] <= objective + 1e-4 * slope + slack) & np.isfinite(terms[3])
+    if ok.all():  # the usual case: the full Newton step
+        return (new_lam, new_mu) + terms
+    todo = ~ok
+    alpha = np.ones(prob.n_y)
+    for _ in range(max_halvings):
+        alpha = np.where(todo, alpha * 0.5, alpha)
+        new_lam = np.where(todo[:, None], lam + alpha[:, None] * step[:, :n_t], new_lam)
+        new_mu = np.where(todo[:, None], mu + alpha[:, None] * step[:, n_t:], new_mu)
+        trial = _scaling_terms(prob, wm, new_lam, new_mu)
+        ok = (trial[3] <= objective + 1e-4 * alpha * slope + slack) & np.isfinite(trial[3])
+        take = todo & ok
+        terms = tuple(np.where(take.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+                      for new, old in zip(trial, terms))
+        todo &= ~ok
+        if not todo.any():
+            break
+    if todo.all():
+        return None
+    keep = todo[:, None]
+    lam, mu = np.where(keep, lam, new_lam), np.where(keep, mu, new_mu)
+    old = _scaling_terms(prob, wm, lam, mu) if todo.any() else terms
+    terms = tuple(np.where(todo.reshape((-1,) + (1,) * (new.ndim - 1)), o, new)
+                  for new, o in zip(terms, old))
+    return (lam, mu) + terms
 
 
 def _solve(hess: np.ndarray, rhs: np.ndarray) -> np.ndarray:
