@@ -515,7 +515,7 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-13,
     z = np.where(live, 1.0, 0.0)
     lam = np.zeros((prob.n_y, prob.n_t))
     mu = np.zeros((prob.n_y, prob.n_s))
-    best, last_progress, alpha = None, 0, 1.0
+    best, lowers, last_progress, alpha = None, [], 0, 1.0
     system = _NewtonSystem(prob, live_idx)
     try:
         sc = _scale(prob, w.reshape(prob.n_t, prob.n_s), lam, mu)
@@ -525,13 +525,17 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-13,
     while sc is not None and it < max_iter:
         it += 1
         upper, lower = _bounds(prob, sc, prob.live)
-        if best is None or upper - lower < best[0] - best[1]:
-            if best is None or upper - lower < 0.5 * (best[0] - best[1]):
-                last_progress = it
+        # Every iterate gives valid bounds: keep the best of each (and the Q of the upper).
+        best_gap = np.inf if best is None else best[0] - max(lowers)
+        lowers.append(lower)
+        if best is None or upper < best[0]:
             best = (upper, lower, sc)
+        gap = best[0] - max(lowers)
+        if gap < 0.5 * best_gap:
+            last_progress = it
         # Stall detection only in the end game: early gaps need not shrink monotonically.
-        stalled = best[0] - best[1] <= 1e-6 and it - last_progress >= stall
-        if upper - lower <= target or stalled:
+        stalled = gap <= 1e-6 and it - last_progress >= stall
+        if gap <= target or stalled:
             break
         grad = np.where(live, 1.0 - sc.k.sum(axis=0).ravel(), 0.0)
         w_l, z_l, g_l = w[live], z[live], grad[live]
@@ -553,14 +557,18 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-13,
         if sc is None:
             break
         z[live] = z_l + a_d * (alpha / a_p) * dz
+    lower = max(lowers, default=-np.inf)
+    if best is not None and best[0] - lower > tol:
+        # Degenerate optima: the primal side converged but the dual iterate is not yet
+        # feasible off the support.  Re-balance it where that costs nothing.
+        lower = max(lower, _polish_dual(prob, best[2]))
     # P itself is feasible: never return a point worse than it (this keeps synergy >= 0
     # even when the method stops early).
     p_value = _neg_conditional_entropy(prob.p)
     if best is None or p_value <= best[0]:
-        upper, lower = p_value, (best[1] if best is not None else -np.inf)
-        q, error = prob.p, 0.0
+        upper, q, error = p_value, prob.p, 0.0
     else:
-        upper, lower, sc = best
+        upper, _, sc = best
         q, error = sc.q.transpose(1, 2, 0), sc.error
     return BrojaSolution(
         q=prob.embed(q),
@@ -571,6 +579,70 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-13,
         converged=bool(upper - lower <= tol),
         n_iter=it,
     )
+
+
+def _polish_dual(prob: _Problem, sc: _Scaling, beta: float = 1e4) -> float:
+    """A better certified lower bound from the scaling variables of a near-optimal Q.
+
+    Where Q carries mass, ``lam[y, t] + mu[y, s]`` is pinned by Q, but each connected
+    component (per class) of the support leaves one shift free: ``lam + c`` on its teacher
+    values, ``mu - c`` on its student values.  Such shifts keep the dual objective (the
+    component's teacher and student masses are equal) and move only the constraints of
+    pairs outside the support.  At degenerate optima the interior-point iterate violates
+    those slightly (``max K > 1``), which costs ``log max K`` in the bound; here the shifts
+    minimise a smooth maximum of ``log K`` over those pairs.  Any (lam, mu) gives a valid
+    bound, so the result is certified whatever the minimiser returns.
+    """
+    from scipy.optimize import minimize
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n_t, n_s, n_y = prob.n_t, prob.n_s, prob.n_y
+    mass = sc.q.sum(axis=0)
+    best = -np.inf
+    for threshold in (1e-12, 1e-10, 1e-8):
+        support = mass > threshold * mass.max()
+        # Component ids per class, numbered globally: teacher nodes 0..n_t-1, students after.
+        comp_t = np.zeros((n_y, n_t), dtype=int)
+        comp_s = np.zeros((n_y, n_s), dtype=int)
+        offset = 0
+        for y in range(n_y):
+            t_i, s_i = np.nonzero(support & (prob.mask[y] > 0))
+            graph = coo_matrix((np.ones(len(t_i)), (t_i, n_t + s_i)), shape=(n_t + n_s,) * 2)
+            n_comp, labels = connected_components(graph, directed=False)
+            comp_t[y], comp_s[y] = labels[:n_t] + offset, labels[n_t:] + offset
+            offset += n_comp
+        base = sc.lam[:, :, None] + sc.mu[:, None, :]  # (n_y, n_t, n_s)
+        active = prob.mask > 0
+
+        def shifted(c):
+            return base + c[comp_t][:, :, None] - c[comp_s][:, None, :]
+
+        def softmax_log_k(c):
+            with np.errstate(over="ignore", divide="ignore"):
+                e = np.where(active, np.exp(shifted(c)), 0.0)
+                k = e.sum(axis=0)
+                log_k = np.where(prob.live, np.log(k), -np.inf)
+            top = log_k.max()
+            weights = np.exp(beta * (log_k - top))
+            total = weights.sum()
+            value = top + np.log(total) / beta
+            # d value / d shifted = softmax over pairs x softmax over classes.
+            pair = np.where(prob.live, weights / total / np.where(k > 0, k, 1.0), 0.0)
+            d = e * pair
+            grad = (np.bincount(comp_t.ravel(), d.sum(axis=2).ravel(), minlength=offset)
+                    - np.bincount(comp_s.ravel(), d.sum(axis=1).ravel(), minlength=offset))
+            return value, grad
+
+        res = minimize(softmax_log_k, np.zeros(offset), jac=True, method="L-BFGS-B",
+                       options={"maxiter": 200})
+        c = res.x
+        lam = np.where(prob.active_t, sc.lam + c[comp_t], 0.0)
+        mu = np.where(prob.active_s, sc.mu - c[comp_s], 0.0)
+        k = (prob.mask * np.exp(lam[:, :, None] + mu[:, None, :])).sum(axis=0)
+        dual = (lam * prob.p_ty).sum() + (mu * prob.p_sy).sum()
+        best = max(best, float(dual - np.log(k[prob.live].max())))
+    return best
 
 
 def _mehrotra_step(system, w, z, grad, min_sigma=0.0):
