@@ -283,9 +283,14 @@ def _reduced_hessian(prob: _Problem, sc: _Scaling, rows: np.ndarray,
     hinv = np.ascontiguousarray(sc.hess_inv.transpose(1, 0, 2), dtype=dtype)  # [c, y, c']
     hess = np.empty((len(rows), len(rows)), dtype=dtype)
 
+    everything = len(rows) == n_t * n_s
+
     def coupling(c):  # f[y, i] = k[y, i] * (M[c, t_i] + M[c, s_i'])
-        f = hinv[c][:, t_of]
-        f += hinv[c][:, n_t + s_of]
+        if everything:  # i runs over the full grid: broadcast instead of gathering
+            f = (hinv[c][:, :n_t, None] + hinv[c][:, None, n_t:]).reshape(n_y, -1)
+        else:
+            f = hinv[c][:, t_of]
+            f += hinv[c][:, n_t + s_of]
         f *= k_rows
         return f
 
@@ -368,12 +373,14 @@ class _NewtonSystem:
         self.decouple, self.exact_size = decouple, exact_size
         self.diagonal_suffices = True
 
-    def update(self, sc, w, z):
+    def update(self, sc, w, z, rtol=1e-12):
         """Move the system to a new iterate and factor its preconditioner.
 
-        Raises LinAlgError if no factor can be had (the caller stops iterating).
+        ``rtol`` is the relative residual to which CG solves (inexact Newton: far from
+        the optimum a rough direction does as well).  Raises LinAlgError if no factor can
+        be had (the caller stops iterating).
         """
-        self.sc = sc
+        self.sc, self.rtol = sc, rtol
         self.barrier = z / w
         self.diag = _hessian_diagonal(self.prob, sc)[self.live_idx] + self.barrier
         coupled = self.barrier <= self.decouple * (self.diag - self.barrier)
@@ -422,7 +429,9 @@ class _NewtonSystem:
             self.eigen = (vectors, 1.0 / values)
         else:
             hess[np.diag_indices_from(hess)] += ridge
-            self.factor = cho_factor(hess, lower=True, check_finite=False)
+            # hess is symmetric: its transpose is a Fortran-ordered view, which LAPACK
+            # factors in place (a C-ordered array would be copied first, doubling the cost).
+            self.factor = cho_factor(hess.T, lower=True, overwrite_a=True, check_finite=False)
         self.coupled, self.scale, self.dtype = coupled, scale, dtype
 
     def matvec(self, v):
@@ -451,17 +460,17 @@ class _NewtonSystem:
         return x
 
     def solve(self, rhs):
-        """Solve to float64 accuracy (exactly by the factor for small systems)."""
+        """Solve to ``rtol`` (exactly, by the factor, for small systems)."""
         if self.exact:
             return self.precondition(rhs)
         if self.pending is not None and self.diagonal_suffices:
-            x, converged = self._cg(rhs, max_iter=30)
+            x, converged = self._cg(rhs, max_iter=30, rtol=self.rtol)
             if converged:
                 return x
             self.diagonal_suffices = False  # it will not again, closer to the boundary
         if self.pending is not None:
             self._factor_pending()
-        return self._cg(rhs, max_iter=50)[0]
+        return self._cg(rhs, max_iter=50, rtol=self.rtol)[0]
 
     def _cg(self, rhs, max_iter, rtol=1e-12):
         """Preconditioned conjugate gradients; the solution and whether it converged."""
@@ -491,7 +500,7 @@ def _max_step(x, dx):
     return float(np.min(-x[neg] / dx[neg]))
 
 
-def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-13,
+def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-12,
                 max_iter: int = 100, stall: int = 6) -> BrojaSolution:
     """Solve the BROJA problem for a validated joint pmf ``p[t, s, y]`` (sums to one).
 
@@ -540,7 +549,7 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-13,
         grad = np.where(live, 1.0 - sc.k.sum(axis=0).ravel(), 0.0)
         w_l, z_l, g_l = w[live], z[live], grad[live]
         try:
-            system.update(sc, w_l, z_l)
+            system.update(sc, w_l, z_l, rtol=float(np.clip(1e-3 * gap, 1e-12, 1e-6)))
             # After a shortened step, centre more (measured on random sparse tables:
             # fewer iterations and fewer stalls than Mehrotra's choice alone).
             dw, dz, center = _mehrotra_step(system, w_l, z_l, g_l,

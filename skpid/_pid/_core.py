@@ -32,7 +32,7 @@ def pid_from_pmf(p, *, measure: str = "broja", base: float = 2,
         Logarithm base of the result (2: bits, ``np.e``: nats).
     tol : float, default=1e-8
         BROJA only: the certified bound (in nats) on the error of every atom that counts
-        as converged; the solver keeps improving towards 1e-13 while it makes progress.
+        as converged; the solver keeps improving towards 1e-12 while it makes progress.
         A :class:`~skpid.exceptions.ConvergenceWarning` is issued if ``tol`` is not reached.
     max_iter : int, default=100
         BROJA only: maximum number of interior-point iterations.
