@@ -521,7 +521,7 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-12,
     live_idx = np.flatnonzero(live)
     n_live = int(live.sum())
     # Start halfway between uniform weights and P's own (t, s) marginal (measured: fewer
-    # iterations on random sparse tables than either alone).
+    # iterations on random sparse tables than uniform weights).
     w = np.where(live, 0.5 / n_live + 0.5 * prob.p.sum(axis=2).ravel(), 0.0)
     z = np.where(live, 1.0, 0.0)
     lam = np.zeros((prob.n_y, prob.n_t))
