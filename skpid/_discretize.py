@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import normalize
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 
 def flatten_samples(X):
@@ -38,6 +38,15 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}.")
     return int(value)
+
+
+def _fit_pca(X, n_components, random_state) -> PCA:
+    # "auto" picks the randomized solver on large inputs: 10k x 512 in tens of ms.
+    # errstate: a constant X has zero total variance; we warn about that ourselves.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # Internal steps always return arrays, whatever the global set_output config.
+        return PCA(n_components=n_components, svd_solver="auto",
+                   random_state=random_state).set_output(transform="default").fit(X)
 
 
 def _count_distinct_rows(Z: np.ndarray) -> int:
@@ -65,10 +74,7 @@ class _BaseDiscretizer(TransformerMixin, BaseEstimator):
         ndarray of str objects
         """
         check_is_fitted(self)
-        if input_features is not None and hasattr(self, "feature_names_in_"):
-            if not np.array_equal(np.asarray(input_features, dtype=object),
-                                  self.feature_names_in_):
-                raise ValueError("input_features is not equal to feature_names_in_")
+        _check_feature_names_in(self, input_features)
         return np.asarray([f"{type(self).__name__.lower()}_code"], dtype=object)
 
     def __sklearn_tags__(self):
@@ -95,7 +101,7 @@ class KMeansDiscretizer(_BaseDiscretizer):
         ``min(n_components, n_samples, n_features)`` when larger (``n_components_``).
     normalize : bool, default=True
         Scale every row to unit L2 norm before the PCA, as in the paper.  All-zero rows
-        stay zero.
+        stay zero; a one-column input is not normalised (only its sign would remain).
     n_init : int, default=1
         Number of KMeans initialisations (k-means++).
     random_state : int, RandomState instance or None, default=None
@@ -154,11 +160,9 @@ class KMeansDiscretizer(_BaseDiscretizer):
         n_components = check_positive_int(self.n_components, "n_components")
         n_init = check_positive_int(self.n_init, "n_init")
         X = self._validate(X, reset=True)
-        Z = normalize(X) if self.normalize else X
+        Z = self._normalize(X)
         self.n_components_ = min(n_components, X.shape[0], X.shape[1])
-        # "auto" picks the randomized solver on large inputs: 10k x 512 in tens of ms.
-        self.pca_ = PCA(n_components=self.n_components_, svd_solver="auto",
-                        random_state=self.random_state).fit(Z)
+        self.pca_ = _fit_pca(Z, self.n_components_, self.random_state)
         Z = self.pca_.transform(Z)
         n_distinct = _count_distinct_rows(Z)
         if n_distinct < n_clusters:
@@ -186,8 +190,12 @@ class KMeansDiscretizer(_BaseDiscretizer):
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        Z = normalize(X) if self.normalize else X
-        return self.kmeans_.predict(self.pca_.transform(Z)).astype(np.int64)[:, None]
+        return self.kmeans_.predict(self.pca_.transform(self._normalize(X))).astype(
+            np.int64)[:, None]
+
+    def _normalize(self, X):
+        # A single column's unit-norm version keeps only its sign: leave it as is.
+        return normalize(X) if self.normalize and X.shape[1] > 1 else X
 
 
 class QuantileDiscretizer(_BaseDiscretizer):
@@ -250,8 +258,7 @@ class QuantileDiscretizer(_BaseDiscretizer):
         n_components = check_positive_int(self.n_components, "n_components")
         X = self._validate(X, reset=True)
         self.n_components_ = min(n_components, X.shape[0], X.shape[1])
-        self.pca_ = PCA(n_components=self.n_components_, svd_solver="auto",
-                        random_state=self.random_state).fit(X)
+        self.pca_ = _fit_pca(X, self.n_components_, self.random_state)
         Z = self.pca_.transform(X)
         # Interior quantiles, merged where ties make them coincide (constant components
         # get a single bin).

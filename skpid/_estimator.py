@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import Normalizer
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from ._discretize import (KMeansDiscretizer, PassthroughDiscretizer, QuantileDiscretizer,
                           check_positive_int, flatten_samples)
@@ -52,16 +52,19 @@ def _check_params(est) -> None:
         raise ValueError(f"confidence must be a number in (0, 1); got {est.confidence!r}.")
 
 
-def _make_block_transformer(est, seed):
+def _make_block_transformer(est, seed, n_features):
     """A fresh (unfitted) discretizer or, for the Gaussian measure, projection."""
     if est.measure == "gaussian":
         pca = PCA(n_components=est.n_components, random_state=seed)
-        return make_pipeline(Normalizer(), pca) if est.normalize else pca
+        # A single column's unit-norm version keeps only its sign: leave it as is.
+        proj = make_pipeline(Normalizer(), pca) if est.normalize and n_features > 1 else pca
+        # Internal steps return arrays whatever the global set_output configuration.
+        return proj.set_output(transform="default")
     if not isinstance(est.discretizer, str):
         disc = clone(est.discretizer)
         if "random_state" in disc.get_params():
             disc.set_params(random_state=seed)
-        return disc
+        return disc.set_output(transform="default") if hasattr(disc, "set_output") else disc
     if est.discretizer == "kmeans":
         return KMeansDiscretizer(n_clusters=est.n_clusters, n_components=est.n_components,
                                  normalize=est.normalize, random_state=seed)
@@ -71,14 +74,16 @@ def _make_block_transformer(est, seed):
     return PassthroughDiscretizer()
 
 
-def _fit_block(transformer, X, name):
-    """Fit a block transformer, naming the block in its warnings and PCA limits."""
-    if isinstance(transformer, (PCA,)) or hasattr(transformer, "steps"):
+def _fit_block(est, seed, X, name):
+    """Fit a fresh block transformer, naming the block in its warnings."""
+    transformer = _make_block_transformer(est, seed, X.shape[1])
+    if est.measure == "gaussian":
         pca = transformer.steps[-1][1] if hasattr(transformer, "steps") else transformer
         pca.set_params(n_components=min(pca.n_components, *X.shape))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        transformer.fit(X)
+        with np.errstate(invalid="ignore", divide="ignore"):  # PCA of a constant block
+            transformer.fit(X)
     for w in caught:
         warnings.warn_explicit(f"{name} block: {w.message}", w.category, w.filename,
                                w.lineno)
@@ -275,10 +280,8 @@ boolean mask or callable, default=None
         seed_t, seed_s, seed_sampling = rng.randint(np.iinfo(np.int32).max, size=3)
         y_codes, continuous_y = self._encode_fit_target(y)
         Xt, Xs = X[:, self.teacher_columns_], X[:, self.student_columns_]
-        self.teacher_transformer_ = _fit_block(_make_block_transformer(self, seed_t), Xt,
-                                               "teacher")
-        self.student_transformer_ = _fit_block(_make_block_transformer(self, seed_s), Xs,
-                                               "student")
+        self.teacher_transformer_ = _fit_block(self, seed_t, Xt, "teacher")
+        self.student_transformer_ = _fit_block(self, seed_s, Xs, "student")
         fn = self._pid_function(Xt, Xs, y_codes, continuous_y, n_classes=len(
             self.classes_) if self.classes_ is not None else 0)
         self.result_ = estimate_pid(
@@ -385,13 +388,9 @@ boolean mask or callable, default=None
             for the Gaussian measure.
         """
         check_is_fitted(self)
-        if input_features is not None:
-            expected = getattr(self, "feature_names_in_",
-                               np.asarray([f"x{i}" for i in range(self.n_features_in_)],
-                                          dtype=object))
-            if len(input_features) != self.n_features_in_ or not np.array_equal(
-                    np.asarray(input_features, dtype=object), expected):
-                raise ValueError("input_features is not equal to feature_names_in_")
+        # Only validates input_features (with scikit-learn's messages): the output
+        # names do not depend on the input names.
+        _check_feature_names_in(self, input_features)
         if self.measure != "gaussian":
             return np.asarray(["teacher_code", "student_code"], dtype=object)
         names = []
