@@ -49,6 +49,11 @@ def _fit_pca(X, n_components, random_state) -> PCA:
                    random_state=random_state).set_output(transform="default").fit(X)
 
 
+def _varies(z: np.ndarray) -> bool:
+    """Whether a projected component varies beyond the PCA's round-off."""
+    return bool(np.ptp(z) > 1e-10 * max(1.0, float(np.abs(z).max())))
+
+
 def _count_distinct_rows(Z: np.ndarray) -> int:
     return len(np.unique(Z, axis=0))
 
@@ -263,7 +268,8 @@ class QuantileDiscretizer(_BaseDiscretizer):
         # Interior quantiles, merged where ties make them coincide (constant components
         # get a single bin).
         levels = np.linspace(0, 1, n_bins + 1)[1:-1]
-        self.bin_edges_ = [np.unique(np.quantile(z, levels)) for z in Z.T]
+        self.bin_edges_ = [np.unique(np.quantile(z, levels)) if _varies(z) else np.empty(0)
+                           for z in Z.T]
         self._shape = tuple(len(edges) + 1 for edges in self.bin_edges_)
         self.n_codes_ = int(np.prod(self._shape))
         if self.n_codes_ == 1:
