@@ -466,6 +466,8 @@ def _select(spec, X_in, n_features, names, param):
     if isinstance(spec, slice):
         return np.arange(n_features)[spec]
     arr = np.atleast_1d(np.asarray(spec))
+    if arr.size == 0:
+        return np.empty(0, dtype=np.int64)
     if arr.dtype == bool:
         if arr.shape != (n_features,):
             raise ValueError(f"{param} as a boolean mask must have length n_features="
