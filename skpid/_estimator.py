@@ -501,6 +501,8 @@ def _check_block(X, name):
     if X.ndim < 2:
         raise ValueError(f"{name} must have shape (n_samples, ...) with at least one "
                          f"feature per sample; got shape {X.shape}.")
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinity; remove or impute those samples.")
     return X
 
 
