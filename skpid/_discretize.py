@@ -182,6 +182,24 @@ class KMeansDiscretizer(_BaseDiscretizer):
         self.n_codes_ = n_clusters
         return self
 
+    def fit_transform(self, X, y=None):
+        """Fit, and return the cluster of every row of ``X``.
+
+        Same result as ``fit(X).transform(X)``, without projecting ``X`` twice.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, 1), dtype int64
+        """
+        # KMeans ends with an assignment step, so labels_ are predict's answers.
+        return self.fit(X).kmeans_.labels_.astype(np.int64)[:, None]
+
     def transform(self, X):
         """The cluster of every row.
 

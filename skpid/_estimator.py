@@ -74,8 +74,16 @@ def _make_block_transformer(est, seed, n_features):
     return PassthroughDiscretizer()
 
 
+def _columns(X, cols):
+    """``X[:, cols]``, as a view when the columns are a contiguous range (no copy)."""
+    if len(cols) and cols[-1] - cols[0] == len(cols) - 1 and np.all(np.diff(cols) == 1):
+        return X[:, cols[0]:cols[-1] + 1]
+    return X[:, cols]
+
+
 def _fit_block(est, seed, X, name):
-    """Fit a fresh block transformer, naming the block in its warnings."""
+    """Fit a fresh block transformer, naming the block in its warnings; return it and
+    the transformed ``X`` (codes or projections)."""
     transformer = _make_block_transformer(est, seed, X.shape[1])
     if est.measure == "gaussian":
         pca = transformer.steps[-1][1] if hasattr(transformer, "steps") else transformer
@@ -83,15 +91,15 @@ def _fit_block(est, seed, X, name):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with np.errstate(invalid="ignore", divide="ignore"):  # PCA of a constant block
-            transformer.fit(X)
+            out = transformer.fit_transform(X)
     for w in caught:
         warnings.warn_explicit(f"{name} block: {w.message}", w.category, w.filename,
                                w.lineno)
-    return transformer
+    return transformer, np.asarray(out)
 
 
-def _block_codes(transformer, X) -> np.ndarray:
-    codes = np.asarray(transformer.transform(X))
+def _as_codes(codes) -> np.ndarray:
+    codes = np.asarray(codes)
     if codes.ndim != 2 or codes.shape[1] != 1 or codes.dtype.kind not in "iu":
         raise ValueError("discretizer must return integer codes of shape (n_samples, 1); "
                          f"got dtype {codes.dtype} and shape {codes.shape}.")
@@ -279,11 +287,12 @@ boolean mask or callable, default=None
         rng = check_random_state(self.random_state)
         seed_t, seed_s, seed_sampling = rng.randint(np.iinfo(np.int32).max, size=3)
         y_codes, continuous_y = self._encode_fit_target(y)
-        Xt, Xs = X[:, self.teacher_columns_], X[:, self.student_columns_]
-        self.teacher_transformer_ = _fit_block(self, seed_t, Xt, "teacher")
-        self.student_transformer_ = _fit_block(self, seed_s, Xs, "student")
-        fn = self._pid_function(Xt, Xs, y_codes, continuous_y, n_classes=len(
-            self.classes_) if self.classes_ is not None else 0)
+        self.teacher_transformer_, zt = _fit_block(
+            self, seed_t, _columns(X, self.teacher_columns_), "teacher")
+        self.student_transformer_, zs = _fit_block(
+            self, seed_s, _columns(X, self.student_columns_), "student")
+        n_classes = len(self.classes_) if self.classes_ is not None else 0
+        fn = self._pid_function(zt, zs, y_codes, continuous_y, n_classes)
         self.result_ = estimate_pid(
             fn, X.shape[0], bias_correction=self.bias_correction,
             n_permutations=self.n_permutations, n_bootstrap=self.n_bootstrap,
@@ -334,15 +343,12 @@ boolean mask or callable, default=None
                           "atom and information is 0.", UserWarning, stacklevel=3)
         return y_codes.ravel().astype(np.int64), None
 
-    def _pid_function(self, Xt, Xs, y_codes, continuous_y, n_classes, extra_class=0):
-        """``fn(rows, y_rows) -> PIDResult`` on the given samples (see estimate_pid)."""
+    def _pid_function(self, zt, zs, y_codes, continuous_y, n_classes, extra_class=0):
+        """``fn(rows, y_rows) -> PIDResult`` on transformed blocks (see estimate_pid)."""
         if self.measure == "gaussian":
-            zt = self.teacher_transformer_.transform(Xt)
-            zs = self.student_transformer_.transform(Xs)
             ymat = _target_matrix(y_codes, n_classes + extra_class, continuous_y)
             return partial(_gaussian_rows_pid, zt, zs, ymat, "broja", float(self.base))
-        t = _block_codes(self.teacher_transformer_, Xt)
-        s = _block_codes(self.student_transformer_, Xs)
+        t, s = _as_codes(zt), _as_codes(zs)
         shape = (max(_n_codes(self.teacher_transformer_, t), int(t.max()) + 1),
                  max(_n_codes(self.student_transformer_, s), int(s.max()) + 1),
                  max(n_classes + extra_class, 1))
@@ -366,12 +372,16 @@ boolean mask or callable, default=None
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        Xt, Xs = X[:, self.teacher_columns_], X[:, self.student_columns_]
+        zt, zs = self._transform_blocks(X)
         if self.measure == "gaussian":
-            return np.hstack([self.teacher_transformer_.transform(Xt),
-                              self.student_transformer_.transform(Xs)])
-        return np.column_stack([_block_codes(self.teacher_transformer_, Xt),
-                                _block_codes(self.student_transformer_, Xs)])
+            return np.hstack([zt, zs])
+        return np.column_stack([_as_codes(zt), _as_codes(zs)])
+
+    def _transform_blocks(self, X):
+        return (np.asarray(self.teacher_transformer_.transform(
+                    _columns(X, self.teacher_columns_))),
+                np.asarray(self.student_transformer_.transform(
+                    _columns(X, self.student_columns_))))
 
     def get_feature_names_out(self, input_features=None):
         """Names of the columns of :meth:`transform`.
@@ -419,7 +429,7 @@ boolean mask or callable, default=None
         check_is_fitted(self)
         X, y = validate_data(self, X, y, reset=False, dtype=[np.float64, np.float32],
                              ensure_min_samples=2)
-        Xt, Xs = X[:, self.teacher_columns_], X[:, self.student_columns_]
+        zt, zs = self._transform_blocks(X)
         continuous_y, n_classes, extra = None, 0, 0
         if self.classes_ is None:
             continuous_y = np.asarray(y, dtype=np.float64)
@@ -428,7 +438,7 @@ boolean mask or callable, default=None
             n_classes = len(self.classes_)
             y_codes = _encode_known(y, self.classes_)
             extra = int(np.any(y_codes == n_classes))
-        fn = self._pid_function(Xt, Xs, y_codes, continuous_y, n_classes, extra)
+        fn = self._pid_function(zt, zs, y_codes, continuous_y, n_classes, extra)
         result = estimate_pid(fn, X.shape[0], bias_correction=self.bias_correction,
                               n_permutations=self.n_permutations, n_jobs=self.n_jobs,
                               random_state=self.random_state)
