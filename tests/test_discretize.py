@@ -81,7 +81,7 @@ def test_quantile_bins_are_equal_frequency_and_combine():
     d = QuantileDiscretizer(n_bins=3, n_components=2).fit(X)
     codes = d.transform(X).ravel()
     assert d.n_codes_ == 9 and set(codes.tolist()) <= set(range(9))
-    z = d.pca_.transform(X)
+    z = d._project(X)
     # Each component's bin is equal-frequency; the code is row-major over the two.
     np.testing.assert_array_equal(np.bincount(codes // 3), [400, 400, 400])
     np.testing.assert_array_equal(np.bincount(codes % 3), [400, 400, 400])
@@ -122,3 +122,19 @@ def test_sparse_input_is_rejected():
     sp = pytest.importorskip("scipy.sparse")
     with pytest.raises(TypeError, match="[Ss]parse"):
         KMeansDiscretizer().fit(sp.random(20, 5, density=0.5, format="csr"))
+
+
+@pytest.mark.parametrize("shape", [(400, 30), (30, 400), (60, 2100)],
+                         ids=["tall", "wide", "randomized"])
+def test_projection_matches_sklearn_pca(shape):
+    from sklearn.decomposition import PCA
+
+    from skpid._discretize import fit_projection
+    rng = np.random.default_rng(0)
+    # A clear spectrum: the leading axes are well defined.
+    X = rng.normal(size=shape) * np.linspace(3, 0.1, shape[1])
+    mean, axes = fit_projection(X, 4, random_state=0)
+    pca = PCA(4, svd_solver="full").fit(X)
+    np.testing.assert_allclose(mean, pca.mean_)
+    # Same axes up to sign.
+    np.testing.assert_allclose(np.abs(axes @ pca.components_.T), np.eye(4), atol=1e-6)
