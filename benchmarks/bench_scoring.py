@@ -31,7 +31,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import normalize
 
 import sklearn
-from skpid import KMeansDiscretizer, pid_from_counts, score_representations
+from skpid import PIDEstimator, pid_from_counts, score_representations
 from skpid._pid._core import broja_atoms
 from skpid._pid._information import task_informations
 from skpid._sampling import joint_counts
@@ -121,9 +121,12 @@ def main():
                                           random_state=0), args.repeats)
         t_paper, (paper_atoms, _) = median_time(
             lambda: paper_pipeline(T, S, y, k), args.repeats)
-        # Same codes for both solvers: skpid's own discretization.
-        t = KMeansDiscretizer(k, random_state=1).fit_transform(T)[:, 0]
-        s = KMeansDiscretizer(k, random_state=2).fit_transform(S)[:, 0]
+        # Same codes for both solvers: those of the skpid run above.
+        d = T.shape[1]
+        est = PIDEstimator(slice(0, d), slice(d, 2 * d), n_clusters=k, n_components=5,
+                           random_state=0).fit(np.hstack([T, S]), y)
+        t, s = est.transform(np.hstack([T, S])).T
+        assert est.result_ == ours  # the estimator is what score_representations runs
         counts = joint_counts(t, s, y, (k, k, n_classes))
         solve_ours, same = median_time(lambda: pid_from_counts(counts), args.repeats)
         solve_cvx, cvx_atoms = median_time(lambda: atoms_cvxpy(t, s, y, k), args.repeats)
