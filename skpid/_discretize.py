@@ -96,6 +96,13 @@ def _serial_threads():
     return _CONTROLLER[0].limit(limits=1)
 
 
+CONSTANT = "X is constant: every row is the same, so it carries no information"
+
+
+def _warn_constant(detail: str = "") -> None:
+    warnings.warn(f"{CONSTANT}{detail}.", UserWarning, stacklevel=3)
+
+
 def _varies(z: np.ndarray) -> bool:
     """Whether a projected component varies beyond the PCA's round-off."""
     return bool(np.ptp(z) > 1e-10 * max(1.0, float(np.abs(z).max())))
@@ -225,8 +232,7 @@ class KMeansDiscretizer(_BaseDiscretizer):
         Z = self._project(Z)
         n_distinct = _count_distinct_rows(Z)
         if n_distinct < n_clusters:
-            what = ("X is constant: every row is the same, so it carries no information"
-                    if n_distinct == 1 else f"X has only {n_distinct} distinct rows")
+            what = CONSTANT if n_distinct == 1 else f"X has only {n_distinct} distinct rows"
             warnings.warn(f"n_clusters={n_clusters} is more than the number of distinct rows: "
                           f"{what}; using n_clusters={n_distinct}.", UserWarning, stacklevel=2)
             n_clusters = n_distinct
@@ -350,8 +356,7 @@ class QuantileDiscretizer(_BaseDiscretizer):
         self._shape = tuple(len(edges) + 1 for edges in self.bin_edges_)
         self.n_codes_ = int(np.prod(self._shape))
         if self.n_codes_ == 1:
-            warnings.warn("X is constant: every row is the same, so it carries no "
-                          "information; all rows get code 0.", UserWarning, stacklevel=2)
+            _warn_constant("; all rows get code 0")
         return self
 
     def transform(self, X):
@@ -413,8 +418,7 @@ class PassthroughDiscretizer(_BaseDiscretizer):
         self.categories_ = np.unique(X, axis=0)
         self.n_codes_ = len(self.categories_) + 1
         if len(self.categories_) == 1:
-            warnings.warn("X is constant: every row is the same, so it carries no "
-                          "information.", UserWarning, stacklevel=2)
+            _warn_constant()
         return self
 
     def transform(self, X):

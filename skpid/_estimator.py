@@ -160,8 +160,10 @@ boolean mask or callable, default=None
         each block is projected to ``n_components`` principal components and
         (T, S, Y) is treated as jointly Gaussian (Y one-hot with one class dropped, or a
         continuous y as is), with the Gaussian BROJA measure (equal to MMI for a
-        univariate target).  It sees only linear dependence; see
-        :func:`skpid._pid._gaussian.gaussian_pid`.
+        univariate target).  It sees only linear dependence, and for class labels its
+        values are those of the Gaussian with the same covariance as
+        (T, S, onehot(Y)): they are not bounded by the discrete H(Y).  See
+        ``skpid._pid._gaussian``.
     discretizer : {"kmeans", "quantile", "passthrough"} or transformer, default="kmeans"
         ``"kmeans"``: :class:`KMeansDiscretizer` (``n_clusters``, ``n_components``);
         ``"quantile"``: :class:`QuantileDiscretizer` with ``n_bins=n_clusters`` on
@@ -170,7 +172,9 @@ boolean mask or callable, default=None
         transformer instance is cloned for each block and must return one integer
         column.
     n_clusters : int, default=10
-        Codes per block (reduced, with a warning, when a block has fewer distinct rows).
+        Codes per block (reduced, with a warning, when a block has fewer distinct rows,
+        e.g. on small data; a block whose rows are all identical warns that it is
+        constant; single constant columns are harmless and pass silently).
     n_components : int, default=5
         Principal components per block (reduced to the block's rank bound when larger).
     normalize : bool, default=True

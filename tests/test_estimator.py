@@ -178,8 +178,10 @@ def test_score_layers_dict_and_list():
     y = rng.integers(0, 2, size=200)
     good = (2 * y - 1)[:, None] + 0.2 * rng.normal(size=(200, 3))
     noise = rng.normal(size=(200, 3))
-    out = score_layers({"a": (good, good), "b": (good, noise)}, y, n_clusters=2,
-                       random_state=0, n_jobs=2)
+    # Threads: the parallel path without paying for worker processes in the test.
+    with joblib.parallel_config(backend="threading"):
+        out = score_layers({"a": (good, good), "b": (good, noise)}, y, n_clusters=2,
+                           random_state=0, n_jobs=2)
     assert list(out) == ["a", "b"] and out["a"].redundancy > 0.9 > out["b"].redundancy
     as_list = score_layers([(good, good)], y, n_clusters=2, random_state=0)
     assert as_list[0] == out["a"]
