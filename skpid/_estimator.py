@@ -505,8 +505,16 @@ def _select(spec, X_in, n_features, names, param):
                     f"or names, or a callable; got {type(spec).__name__}.")
 
 
+def _to_numpy(a):
+    """Torch tensors (on any device, with or without grad) as numpy arrays."""
+    if hasattr(a, "detach") and hasattr(a, "cpu"):
+        return a.detach().cpu().numpy()
+    return a
+
+
 def _check_block(X, name):
     """A 2-D float array from a representation of any trailing shape."""
+    X = _to_numpy(X)
     if hasattr(X, "tocsr"):
         raise TypeError(f"{name} is a sparse matrix; pass a dense array (.toarray()).")
     X = np.asarray(flatten_samples(X))
@@ -534,10 +542,10 @@ def score_representations(teacher, student, y, *, n_clusters: int = 10,
 
     Parameters
     ----------
-    teacher, student : array-like of shape (n_samples, ...)
-        Activations, e.g. ``(N, D)`` or ``(N, C, H, W)``; torch tensors work after
-        ``.detach().cpu().numpy()``.
-    y : array-like of shape (n_samples,)
+    teacher, student : array-like or torch.Tensor of shape (n_samples, ...)
+        Activations, e.g. ``(N, D)`` or ``(N, C, H, W)``; tensors are detached and
+        copied to the CPU.
+    y : array-like or torch.Tensor of shape (n_samples,)
         Class labels.
     n_clusters, n_components, measure, random_state, discretizer, normalize, base, \
 bias_correction, n_permutations, n_bootstrap, confidence, n_jobs, verbose
@@ -563,7 +571,7 @@ bias_correction, n_permutations, n_bootstrap, confidence, n_jobs, verbose
     """
     T = _check_block(teacher, "teacher")
     S = _check_block(student, "student")
-    y_arr = np.asarray(y)
+    y_arr = np.asarray(_to_numpy(y))
     if y_arr.ndim != 1:
         raise ValueError(f"y must be 1-D (one label per sample); got shape {y_arr.shape}.")
     lengths = {"teacher": len(T), "student": len(S), "y": len(y_arr)}

@@ -298,3 +298,17 @@ def test_readme_grid_search_example():
         warnings.simplefilter("error")  # the example must run cleanly
         exec(block.group(1), namespace)
     assert namespace["search"].best_params_["student_columns"] == namespace["student_a"]
+
+
+def test_torch_tensors_and_string_labels():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=200)
+    T = torch.tensor((2 * y - 1)[:, None, None] + 0.1 * rng.normal(size=(200, 2, 3)),
+                     requires_grad=True)
+    r = score_representations(T, T.detach() * 2, torch.tensor(y), n_clusters=2,
+                              random_state=0)
+    names = np.array(["cat", "dog"])[y]
+    r_names = score_representations(T.detach().numpy(), 2 * T.detach().numpy(), names,
+                                    n_clusters=2, random_state=0)
+    assert r == r_names and r.redundancy == pytest.approx(r.entropy_y)
