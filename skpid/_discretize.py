@@ -51,20 +51,22 @@ def fit_projection(X: np.ndarray, n_components: int, random_state):
     """Mean and top ``n_components`` principal axes (rows) of ``X``.
 
     For ``min(n_samples, n_features) <= GRAM_LIMIT`` (e.g. 10,000 x 512): one Gram matrix
-    product (BLAS, multithreaded) and only the top eigenpairs of it
-    (``scipy.linalg.eigh(subset_by_index=...)``, run single-threaded: a full 512 x 512
-    eigendecomposition with threads took 2.2 s on a loaded 2-core machine against 0.02 s
-    for the partial one on one thread).  Otherwise a seeded randomized SVD.  Signs are
-    fixed (largest loading positive) so results are deterministic.
+    product and only the top eigenpairs of it (``scipy.linalg.eigh(subset_by_index=...)``),
+    both on one BLAS thread.  Threads gain little at this size and are pathological on a
+    busy machine: on a loaded 2-core machine a full 512 x 512 eigendecomposition with
+    threads took 2.2 s against 0.02 s for the partial one on one thread, and the
+    10,000 x 512 Gram product 0.13-0.39 s against 0.05 s.  Otherwise (very wide and
+    long inputs) a seeded randomized SVD with the caller's threading.  Signs are fixed
+    (largest loading positive) so results are deterministic.
     """
     mean = X.mean(axis=0)
     Xc = X - mean
     n, d = Xc.shape
     if min(n, d) <= GRAM_LIMIT:
         small = d <= n
-        gram = Xc.T @ Xc if small else Xc @ Xc.T
-        m = gram.shape[0]
+        m = min(n, d)
         with _serial_threads():
+            gram = Xc.T @ Xc if small else Xc @ Xc.T
             values, vectors = scipy.linalg.eigh(gram, subset_by_index=[m - n_components,
                                                                         m - 1])
         vectors = vectors[:, ::-1]
