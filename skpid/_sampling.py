@@ -114,8 +114,9 @@ def _run_surrogates(fn, n, seeds, kind, n_jobs, verbose) -> np.ndarray:
     if len(seeds) == 0:
         return np.empty((0, len(QUANTITIES)))
     # A few batches per worker keeps joblib's per-task overhead small next to
-    # millisecond-sized solves, while still showing progress with ``verbose``.
-    n_batches = min(len(seeds), 4 * max(1, effective_n_jobs(n_jobs)))
+    # millisecond-sized solves; with ``verbose``, at least 20 for a useful progress log.
+    n_batches = min(len(seeds), max(4 * max(1, effective_n_jobs(n_jobs)),
+                                    20 if verbose else 0))
     batches = [b for b in np.array_split(np.asarray(seeds), n_batches) if len(b)]
     results = Parallel(n_jobs=n_jobs, verbose=verbose)(
         delayed(_surrogate_batch)(fn, n, batch, kind) for batch in batches)

@@ -135,3 +135,10 @@ def test_signal_teacher_and_student_are_redundant():
     T, S, y = make_signal_nuisance(3000, random_state=1)
     r = score_representations(T, S, y, n_clusters=4, random_state=0)
     assert r.redundancy == pytest.approx(r.entropy_y, abs=0.01)
+
+
+def test_verbose_reports_progress(capfd):
+    p = noisy_gate_pmf("AND", 0.3)
+    estimate(p, 200, 0, measure="mmi", n_bootstrap=40, verbose=10)
+    err = capfd.readouterr().err
+    assert "20 out of  20" in err
