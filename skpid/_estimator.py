@@ -106,10 +106,6 @@ def _as_codes(codes) -> np.ndarray:
     return codes[:, 0].astype(np.int64)
 
 
-def _n_codes(transformer, codes) -> int:
-    return int(getattr(transformer, "n_codes_", int(codes.max()) + 1))
-
-
 def _target_matrix(y_codes, n_classes, continuous_y):
     """Y as Gaussian target columns: itself if continuous, else one-hot minus one class."""
     if continuous_y is not None:
@@ -352,10 +348,12 @@ boolean mask or callable, default=None
         if self.measure == "gaussian":
             ymat = _target_matrix(y_codes, n_classes + extra_class, continuous_y)
             return partial(_gaussian_rows_pid, zt, zs, ymat, "broja", float(self.base))
-        t, s = _as_codes(zt), _as_codes(zs)
-        shape = (max(_n_codes(self.teacher_transformer_, t), int(t.max()) + 1),
-                 max(_n_codes(self.student_transformer_, s), int(s.max()) + 1),
-                 max(n_classes + extra_class, 1))
+        # Only codes that occur matter to a plug-in PID (empty cells carry no mass), and
+        # compacting them keeps the table small even when a discretizer could emit very
+        # many codes (quantile bins of several components).
+        t = np.unique(_as_codes(zt), return_inverse=True)[1].ravel()
+        s = np.unique(_as_codes(zs), return_inverse=True)[1].ravel()
+        shape = (int(t.max()) + 1, int(s.max()) + 1, max(n_classes + extra_class, 1))
         return partial(codes_pid, t, s, y_codes, shape, self.measure, float(self.base))
 
     # -- using the fit ---------------------------------------------------------------------

@@ -312,3 +312,16 @@ def test_torch_tensors_and_string_labels():
     r_names = score_representations(T.detach().numpy(), 2 * T.detach().numpy(), names,
                                     n_clusters=2, random_state=0)
     assert r == r_names and r.redundancy == pytest.approx(r.entropy_y)
+
+
+def test_large_code_values_are_compacted(data):
+    from sklearn.preprocessing import FunctionTransformer
+    X, y = data
+    # A custom discretizer whose codes are huge numbers: the joint table must only
+    # cover the codes that occur (else it would need ~1e19 cells).
+    sparse_codes = FunctionTransformer(lambda Z: np.argmax(Z, axis=1)[:, None] * 10**9)
+    est = fitted(X[:, :16], y, discretizer=sparse_codes)
+    dense = fitted(X[:, :16], y, discretizer=FunctionTransformer(
+        lambda Z: np.argmax(Z, axis=1)[:, None]))
+    assert est.redundancy_ == pytest.approx(dense.redundancy_)
+    assert est.score(X[:300, :16], y[:300]) == pytest.approx(dense.score(X[:300, :16], y[:300]))
