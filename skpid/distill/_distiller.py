@@ -16,7 +16,7 @@ from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
 
 from ._hooks import capture, resolve_layers
-from ._losses import METHODS, DistillationLoss, check_pair, rid_phase
+from ._losses import METHODS, DistillationLoss, _eval, check_pair, kd_loss, rid_phase
 from ._teacher import FrozenTeacher
 
 # Loss terms recorded per batch and averaged per epoch in ``history`` (with a
@@ -380,9 +380,15 @@ class PIDDistiller(NeuralNetClassifier):
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train,
                                dataset_valid=dataset_valid, **kwargs)
-        batch_size = self.get_params_for("iterator_train").get("batch_size", self.batch_size)
+        it_params = self.get_params_for("iterator_train")
+        batch_size = it_params.get("batch_size", self.batch_size)
         n = len(dataset_train)
-        per_epoch = math.ceil(n / batch_size) if batch_size and batch_size > 0 else 1
+        if not batch_size or batch_size < 0:
+            per_epoch = 1
+        elif it_params.get("drop_last", False):
+            per_epoch = max(n // batch_size, 1)
+        else:
+            per_epoch = math.ceil(n / batch_size)
         self.total_steps_ = per_epoch * self.max_epochs
         rounds = getattr(self.method_, "rounds", 1)
         if (getattr(self.method_, "two_phase", False) and not self.history[:-1]
@@ -419,6 +425,8 @@ class PIDDistiller(NeuralNetClassifier):
         """One optimization step of the active phase: skorch's step, except that only
         the phase's optimizer is zeroed and stepped."""
         self.phase_ = self._phase()
+        if self.phase_ == "teacher" and not self.method_.teacher_side_parameters():
+            raise RuntimeError("RID teacher phase before the filters were built.")
         if self.phase_ == "teacher":
             optimizer = self.filter_optimizer_
             params = self.method_.teacher_side_parameters()
@@ -447,13 +455,13 @@ class PIDDistiller(NeuralNetClassifier):
     def infer(self, x, **fit_params):
         """The student's forward; records the paired student layers while it runs."""
         layers = self._student_layer_modules()
-        grad = torch.is_grad_enabled() and getattr(self, "phase_", "student") != "teacher"
-        with torch.set_grad_enabled(grad):
-            if not layers:
-                return super().infer(x, **fit_params)
-            with capture(layers) as slots:
-                out = super().infer(x, **fit_params)
-        self.student_feats_ = slots
+        teacher_step = self.module_.training and getattr(self, "phase_", None) == "teacher"
+        # In RID's teacher phase the student is only read: no graph, and eval mode so
+        # that its BatchNorm statistics do not move either.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not teacher_step), \
+                _eval(self.module_, teacher_step), capture(layers) as slots:
+            out = super().infer(x, **fit_params)
+        self.student_feats_ = slots if layers else None
         return out
 
     def _student_layer_modules(self):
@@ -490,7 +498,6 @@ class PIDDistiller(NeuralNetClassifier):
                                       phase=phase, with_distance=self.student_steps_ > 0,
                                       holdout=holdout))
             if self.kd_weight > 0 and phase == "student":
-                from ._losses import kd_loss
                 terms["kd"] = kd_loss(y_pred, t_logits, self.temperature)
         if phase == "teacher":
             loss = terms["filter_ce"] + terms["distance"]

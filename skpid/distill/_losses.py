@@ -374,14 +374,16 @@ class TEDLoss(RIDLoss):
 
 
 class _eval:
-    """Context: put a module in eval mode, restore its previous mode on exit."""
+    """Context: put a module in eval mode (if ``active``), restore its mode on exit."""
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, active: bool = True):
         self.module = module
+        self.active = active
 
     def __enter__(self):
         self.was_training = self.module.training
-        self.module.eval()
+        if self.active:
+            self.module.eval()
 
     def __exit__(self, *exc):
         self.module.train(self.was_training)
