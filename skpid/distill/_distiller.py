@@ -362,20 +362,17 @@ class PIDDistiller(NeuralNetClassifier):
         self.step_ = 0
 
     @torch.no_grad()
-    def _probe(self, xb):
+    def _probe(self, xb, all_layers=False):
         t_logits, t_feats = self.teacher_(xb)
-        was_training = self.module_.training
-        self.module_.eval()  # probing must not move BatchNorm statistics
-        try:
-            s_logits, s_feats = self._student_forward(xb)
-        finally:
-            self.module_.train(was_training)
+        # probing must not move BatchNorm statistics: eval mode
+        with _eval(self.module_), capture(self._student_layer_modules(all_layers)) as slots:
+            s_logits = self.module_(to_tensor(xb, device=self.device))
+        while isinstance(s_logits, (tuple, list)):
+            s_logits = s_logits[0]
+        n_pairs = len(self._layer_lists()[1])
+        s_feats = ([s_logits if s is None else s for s in slots] if slots
+                   else [s_logits] * n_pairs)
         return t_logits, t_feats, s_logits, s_feats
-
-    def _student_forward(self, xb):
-        self.student_feats_ = None
-        s_logits = self.infer(xb)
-        return s_logits, self._take_student_feats(s_logits)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         super().on_epoch_begin(net, dataset_train=dataset_train,
@@ -464,8 +461,32 @@ class PIDDistiller(NeuralNetClassifier):
         self.student_feats_ = slots if layers else None
         return out
 
-    def _student_layer_modules(self):
-        if not self.method_.uses_features:
+    @torch.no_grad()
+    def representations(self, X, pair: int = 0):
+        """Teacher and student representations of ``X`` at one layer pair.
+
+        Parameters
+        ----------
+        X : input data (anything skorch accepts, including a Dataset)
+        pair : int, default=0
+            Index into ``teacher_layers`` / ``student_layers``.
+
+        Returns
+        -------
+        teacher, student : ndarray of shape (n_samples, ...)
+            Activations in eval mode (the logits where the layer is ``None``).
+        """
+        self.check_is_fitted()
+        t_out, s_out = [], []
+        for batch in self.get_iterator(self.get_dataset(X), training=False):
+            xb, _ = unpack_data(batch)
+            _, t_feats, _, s_feats = self._probe(xb, all_layers=True)
+            t_out.append(t_feats[pair].cpu().numpy())
+            s_out.append(s_feats[pair].cpu().numpy())
+        return np.concatenate(t_out), np.concatenate(s_out)
+
+    def _student_layer_modules(self, all_layers=False):
+        if not (all_layers or self.method_.uses_features):
             return []
         paths = self._layer_lists()[1]
         if all(p is None for p in paths):
