@@ -37,7 +37,7 @@ class MLP(nn.Module):
 
 class SmallCNN(nn.Module):
     """Two 3×3 convolution blocks (``"features"``, maps of ``width`` channels at the
-    input resolution), global average pooling and a linear head.
+    input resolution), average pooling to 2×2 (``"pool"``) and a linear head.
 
     Examples
     --------
@@ -51,8 +51,8 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
             nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU())
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(width, n_classes)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten())
+        self.head = nn.Linear(4 * width, n_classes)
 
     def forward(self, x):
         return self.head(self.pool(self.features(x)))
