@@ -167,9 +167,11 @@ class PIDDistiller(NeuralNetClassifier):
         super().__init__(module, criterion=criterion,
                          predict_nonlinearity=predict_nonlinearity, **kwargs)
 
-    # "teacher" and "method" are components with their own parameters: skorch must
-    # route (and, for the teacher, let us refuse) ``teacher__*`` / ``method__*``.
-    prefixes_ = NeuralNetClassifier.prefixes_ + ["teacher", "method"]
+    # "method" is a component with its own ``method__*`` parameters, routed by skorch.
+    # "teacher" is not a prefix: teacher_layers, teacher_ratio, ... are plain parameters
+    # (skorch would take them for teacher__* component parameters), and set_params
+    # handles the teacher itself.
+    prefixes_ = NeuralNetClassifier.prefixes_ + ["method"]
 
     @property
     def _default_callbacks(self):
@@ -188,6 +190,24 @@ class PIDDistiller(NeuralNetClassifier):
         teacher = params.pop("teacher")
         return type(self)(teacher=teacher,
                           **{k: clone(v, safe=False) for k, v in params.items()})
+
+    def set_params(self, **kwargs):
+        """skorch's ``set_params``; the teacher is set as is (a torch module is not a
+        component built by the net) and ``teacher__*`` parameters are refused."""
+        built = sorted(k for k in kwargs if k.startswith("teacher__"))
+        if built:
+            raise ValueError(
+                f"{', '.join(built)}: the teacher is passed already built, so teacher__* "
+                "parameters cannot configure it; pass a new teacher instead.")
+        new_teacher = "teacher" in kwargs
+        if new_teacher:
+            # bypass skorch's guard against assigning torch modules outside initialize
+            vars(self)["teacher"] = kwargs.pop("teacher")
+        super().set_params(**kwargs)
+        if new_teacher and self.initialized_:
+            self.teacher_ = FrozenTeacher(self.teacher, self._layer_lists()[0],
+                                          device=self.device, cache=self.teacher_cache)
+        return self
 
     # ------------------------------------------------------------------ validation
     def _check_settings(self) -> None:

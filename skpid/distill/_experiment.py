@@ -21,7 +21,8 @@ from .models import SmallCNN
 
 # Distillation weights (α1) per method: the paper's values for VID (100) and RID (10);
 # KD and FitNets at the usual 1.
-WEIGHTS = {"none": 0.0, "kd": 1.0, "fitnet": 1.0, "vid": 100.0, "rid": 10.0, "ted": 10.0}
+WEIGHTS = {"none": 0.0, "kd": 1.0, "fitnet": 1.0, "vid": 100.0, "rid": 10.0, "ted": 10.0,
+           "rid-holdout": 10.0}
 TRAIN = dict(optimizer=torch.optim.Adam, lr=1e-2, batch_size=64, verbose=0,
              train_split=None, iterator_train__shuffle=True, iterator_train__drop_last=True)
 
@@ -52,16 +53,34 @@ def untrained_teacher(*, width: int = 16, seed: int = 0, n_classes: int = 10,
     return SmallCNN(width=width, n_classes=n_classes, in_channels=in_channels).eval()
 
 
-def distill(teacher, method: str, X, y, *, width: int = 4, epochs: int = 15, seed: int = 0,
-            n_classes: int = 10, in_channels: int = 1, **params) -> PIDDistiller:
-    """Fit a narrow SmallCNN student from ``teacher`` with ``method`` (seeded)."""
+def distill(teacher, method: str, X, y, *, epochs: int = 15, seed: int = 0,
+            **params) -> PIDDistiller:
+    """Fit a student from ``teacher`` with ``method`` (seeded). By default a
+    SmallCNN(width=4) for 10 classes of one-channel images, paired on ``"features"``;
+    ``params`` override any PIDDistiller parameter."""
     torch.manual_seed(seed)
-    settings = {**TRAIN, "pid_weight": WEIGHTS[method], "rounds": 3, **params}
-    net = PIDDistiller(SmallCNN, teacher, method=method, module__width=width,
-                       module__n_classes=n_classes, module__in_channels=in_channels,
-                       teacher_layers=["features"], student_layers=["features"],
-                       max_epochs=epochs, **settings)
-    return net.fit(X, y)
+    student = {} if "module" in params else {"module": SmallCNN, "module__width": 4}
+    settings = {**TRAIN, **student, "rounds": 3, "teacher_layers": ["features"],
+                "student_layers": ["features"], "pid_weight": WEIGHTS.get(method, 1.0),
+                **params}
+    method_args = {}
+    if method == "rid-holdout":  # RID whose heads learn from a held-out half only
+        method, method_args = "rid", {"method__filter_holdout": 0.5}
+    return PIDDistiller(teacher=teacher, method=method, max_epochs=epochs,
+                        **{**settings, **method_args}).fit(X, y)
+
+
+def task_information(module, X, y, *, layer: str = "features", n_clusters: int = 10,
+                     seed: int = 0) -> float:
+    """I(Y;T) in bits of a torch module's representation at ``layer`` (same pipeline as
+    :func:`evaluate`): near 0 for a real nuisance teacher."""
+    from ._hooks import capture, resolve_layers
+    module.eval()
+    with torch.no_grad(), capture(resolve_layers(module, [layer], "layer")) as slots:
+        module(torch.as_tensor(X))
+    t = slots[0].numpy()
+    return score_representations(t, t, y, n_clusters=n_clusters,
+                                 random_state=seed).mi_teacher
 
 
 def evaluate(net: PIDDistiller, X, y, *, n_clusters: int = 10, seed: int = 0) -> dict:

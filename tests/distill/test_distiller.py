@@ -159,6 +159,11 @@ def test_clone_shares_teacher_and_set_params_routes(digits, teacher_mlp):
     # set_params on a fitted net re-initializes the criterion through skorch's routing
     twin.set_params(method__variance_penalty="square")
     assert twin.method_.variance_penalty == "square"
+    # plain parameters whose names start with "teacher" are not component parameters
+    twin.set_params(teacher_ratio=0.5, teacher_layers=["body.2"], teacher_cache=True)
+    other = MLP(64, hidden=32)
+    twin.set_params(teacher=other)
+    assert twin.teacher is other and twin.teacher_.module is other
 
 
 def test_method_instance_and_sklearn_teacher(digits):
