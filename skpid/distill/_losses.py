@@ -105,6 +105,11 @@ def _per_channel(variance, like):
     return variance.view(1, -1, *([1] * (like.dim() - 2)))
 
 
+def _per_sample(teacher_shapes, student_shapes, n_classes):
+    return (tuple(tuple(s)[1:] for s in teacher_shapes),
+            tuple(tuple(s)[1:] for s in student_shapes), n_classes)
+
+
 def _variance(raw: torch.Tensor) -> torch.Tensor:
     return F.softplus(raw) + _VAR_FLOOR
 
@@ -171,15 +176,14 @@ class DistillationLoss(nn.Module):
 
     def build(self, teacher_shapes: Sequence, student_shapes: Sequence, n_classes: int,
               names: Sequence = ()) -> None:
-        """Create the learnable parts from the probed shapes (no-op by default)."""
-        self.built_shapes_ = (tuple(map(tuple, teacher_shapes)),
-                              tuple(map(tuple, student_shapes)), n_classes)
+        """Create the learnable parts from the probed shapes ``(batch, ...)``; the base
+        class only remembers the per-sample shapes."""
+        self.built_shapes_ = _per_sample(teacher_shapes, student_shapes, n_classes)
 
     def is_built_for(self, teacher_shapes, student_shapes, n_classes) -> bool:
         """Whether :meth:`build` already ran for these shapes (a warm start keeps parts)."""
-        return getattr(self, "built_shapes_", None) == (
-            tuple(tuple(s) for s in teacher_shapes),
-            tuple(tuple(s) for s in student_shapes), n_classes)
+        return getattr(self, "built_shapes_", None) == _per_sample(
+            teacher_shapes, student_shapes, n_classes)
 
     def teacher_side_parameters(self) -> list:
         return []
