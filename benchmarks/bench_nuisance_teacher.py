@@ -96,13 +96,16 @@ def synthetic_task(seed, n_train=1000, n_test=1000, n_signal=10, n_nuisance=10, 
 
 def run(dataset, seeds, methods, teachers, epochs):
     task = digits_task if dataset == "digits" else synthetic_task
-    results, mi_teacher = {}, {}
+    results, mi_teacher, teacher_acc = {}, {}, {}
     start = time.perf_counter()
     for seed in range(seeds):
         X_train, X_test, y_train, y_test, nets, student, layers = task(seed)
         for name, net in nets.items():
             mi_teacher.setdefault(name, []).append(
                 ex.task_information(net, X_test, y_test, layer=layers[name], seed=seed))
+            with torch.no_grad():
+                acc = (net(torch.as_tensor(X_test)).argmax(1).numpy() == y_test).mean()
+            teacher_acc.setdefault(name, []).append(float(acc))
         for teacher in teachers:
             for method in methods:
                 key = (teacher, method)
@@ -122,14 +125,16 @@ def run(dataset, seeds, methods, teachers, epochs):
                 print(f"[{time.perf_counter() - start:6.1f}s] {dataset} seed {seed} "
                       f"{teacher:8s} {method:11s} acc {row['acc']:.3f} "
                       f"Red {row['red']:.3f} UniT {row['uni_t']:.3f}", flush=True)
-    return results, mi_teacher, time.perf_counter() - start
+    return results, mi_teacher, teacher_acc, time.perf_counter() - start
 
 
-def table(dataset, results, mi_teacher, teachers, methods, seeds, epochs, elapsed):
+def table(dataset, results, mi_teacher, teacher_acc, teachers, methods, seeds, epochs,
+          elapsed):
     lines = [f"### {dataset}: {seeds} seeds, {epochs} epochs ({elapsed:.0f} s)", "",
              "I(Y;T) of the teachers' paired representation (bits, mean ± sd): "
              + ", ".join(f"{name} {np.mean(v):.3f} ± {np.std(v):.3f}"
-                         for name, v in mi_teacher.items()), "",
+                         for name, v in mi_teacher.items()) + "; teacher test accuracy: "
+             + ", ".join(f"{name} {np.mean(v):.3f}" for name, v in teacher_acc.items()), "",
              "| teacher | method | test acc (mean ± sd) | Red | UniT | UniS | Syn | I(Y;S) |",
              "|---|---|---|---|---|---|---|---|"]
     for teacher in teachers:
@@ -161,10 +166,10 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     methods, teachers = args.methods.split(","), args.teachers.split(",")
     print(machine_info(), flush=True)
-    results, mi_teacher, elapsed = run(args.dataset, args.seeds, methods, teachers,
-                                       args.epochs)
-    md = table(args.dataset, results, mi_teacher, teachers, methods, args.seeds,
-               args.epochs, elapsed)
+    results, mi_teacher, teacher_acc, elapsed = run(args.dataset, args.seeds, methods,
+                                                    teachers, args.epochs)
+    md = table(args.dataset, results, mi_teacher, teacher_acc, teachers, methods,
+               args.seeds, args.epochs, elapsed)
     print("\n" + md)
     if args.out:
         with open(args.out, "a") as f:

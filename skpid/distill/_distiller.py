@@ -16,7 +16,8 @@ from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
 
 from ._hooks import capture, resolve_layers
-from ._losses import METHODS, DistillationLoss, _eval, check_pair, kd_loss, rid_phase
+from ._losses import (METHODS, DistillationLoss, NoDistillation, _eval, check_pair,
+                      kd_loss, rid_phase)
 from ._teacher import FrozenTeacher
 
 # Loss terms recorded per batch and averaged per epoch in ``history`` (with a
@@ -378,7 +379,13 @@ class PIDDistiller(NeuralNetClassifier):
             self.method_.build(t_shapes, s_shapes, len(classes))
             self.method_.to(self.device)
             self.student_steps_ = 0
-            self._initialize_optimizer()
+            # skorch would print "Re-initializing optimizer" for what is, to the user,
+            # the first initialization of the distillation parts
+            verbose, self.verbose = self.verbose, 0
+            try:
+                self._initialize_optimizer()
+            finally:
+                self.verbose = verbose
         self.step_ = 0
 
     @torch.no_grad()
@@ -527,8 +534,7 @@ class PIDDistiller(NeuralNetClassifier):
         prefix = "train" if training else "valid"
         ce = self.criterion_(y_pred, y_true)
         terms = {"ce": ce}
-        needs_teacher = (self.kd_weight > 0 or not isinstance(self.method, str)
-                         or self.method != "none")
+        needs_teacher = self.kd_weight > 0 or not isinstance(self.method_, NoDistillation)
         if needs_teacher:
             t_logits, t_feats = self.teacher_(X)
             holdout = None
