@@ -470,7 +470,8 @@ class PIDDistiller(NeuralNetClassifier):
             return step["loss"]
 
         optimizer.step(step_fn)
-        self.history.record_batch("phase", self.phase_)
+        if self.method_.two_phase:
+            self.history.record_batch("phase", self.phase_)
         if self.phase_ == "student":
             self.student_steps_ += 1
         self.step_ += 1
@@ -480,6 +481,9 @@ class PIDDistiller(NeuralNetClassifier):
         """The student's forward; records the paired student layers while it runs."""
         layers = self._student_layer_modules()
         teacher_step = self.module_.training and getattr(self, "phase_", None) == "teacher"
+        if not (layers or teacher_step):  # cross-entropy / logit methods: skorch's infer
+            self.student_feats_ = None
+            return super().infer(x, **fit_params)
         # In RID's teacher phase the student is only read: no graph, and eval mode so
         # that its BatchNorm statistics do not move either.
         with torch.set_grad_enabled(torch.is_grad_enabled() and not teacher_step), \

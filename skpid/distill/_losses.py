@@ -390,7 +390,8 @@ class _eval:
             self.module.eval()
 
     def __exit__(self, *exc):
-        self.module.train(self.was_training)
+        if self.active:
+            self.module.train(self.was_training)
 
 
 METHODS = {"none": NoDistillation, "kd": KDLoss, "fitnet": FitNetLoss, "vid": VIDLoss,
