@@ -74,8 +74,16 @@ def _make_block_transformer(est, seed, n_features):
     return PassthroughDiscretizer()
 
 
+def _columns(X, cols):
+    """``X[:, cols]``, as a view when the columns are a contiguous range (no copy)."""
+    if len(cols) and cols[-1] - cols[0] == len(cols) - 1 and np.all(np.diff(cols) == 1):
+        return X[:, cols[0]:cols[-1] + 1]
+    return X[:, cols]
+
+
 def _fit_block(est, seed, X, name):
-    """Fit a fresh block transformer, naming the block in its warnings."""
+    """Fit a fresh block transformer, naming the block in its warnings; return it and
+    the transformed ``X`` (codes or projections)."""
     transformer = _make_block_transformer(est, seed, X.shape[1])
     if est.measure == "gaussian":
         pca = transformer.steps[-1][1] if hasattr(transformer, "steps") else transformer
@@ -83,15 +91,15 @@ def _fit_block(est, seed, X, name):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with np.errstate(invalid="ignore", divide="ignore"):  # PCA of a constant block
-            transformer.fit(X)
+            out = transformer.fit_transform(X)
     for w in caught:
         warnings.warn_explicit(f"{name} block: {w.message}", w.category, w.filename,
                                w.lineno)
-    return transformer
+    return transformer, np.asarray(out)
 
 
-def _block_codes(transformer, X) -> np.ndarray:
-    codes = np.asarray(transformer.transform(X))
+def _as_codes(codes) -> np.ndarray:
+    codes = np.asarray(codes)
     if codes.ndim != 2 or codes.shape[1] != 1 or codes.dtype.kind not in "iu":
         raise ValueError("discretizer must return integer codes of shape (n_samples, 1); "
                          f"got dtype {codes.dtype} and shape {codes.shape}.")
@@ -152,8 +160,10 @@ boolean mask or callable, default=None
         each block is projected to ``n_components`` principal components and
         (T, S, Y) is treated as jointly Gaussian (Y one-hot with one class dropped, or a
         continuous y as is), with the Gaussian BROJA measure (equal to MMI for a
-        univariate target).  It sees only linear dependence; see
-        :func:`skpid._pid._gaussian.gaussian_pid`.
+        univariate target).  It sees only linear dependence, and for class labels its
+        values are those of the Gaussian with the same covariance as
+        (T, S, onehot(Y)): they are not bounded by the discrete H(Y).  See
+        ``skpid._pid._gaussian``.
     discretizer : {"kmeans", "quantile", "passthrough"} or transformer, default="kmeans"
         ``"kmeans"``: :class:`KMeansDiscretizer` (``n_clusters``, ``n_components``);
         ``"quantile"``: :class:`QuantileDiscretizer` with ``n_bins=n_clusters`` on
@@ -162,7 +172,9 @@ boolean mask or callable, default=None
         transformer instance is cloned for each block and must return one integer
         column.
     n_clusters : int, default=10
-        Codes per block (reduced, with a warning, when a block has fewer distinct rows).
+        Codes per block (reduced, with a warning, when a block has fewer distinct rows,
+        e.g. on small data; a block whose rows are all identical warns that it is
+        constant; single constant columns are harmless and pass silently).
     n_components : int, default=5
         Principal components per block (reduced to the block's rank bound when larger).
     normalize : bool, default=True
@@ -279,11 +291,12 @@ boolean mask or callable, default=None
         rng = check_random_state(self.random_state)
         seed_t, seed_s, seed_sampling = rng.randint(np.iinfo(np.int32).max, size=3)
         y_codes, continuous_y = self._encode_fit_target(y)
-        Xt, Xs = X[:, self.teacher_columns_], X[:, self.student_columns_]
-        self.teacher_transformer_ = _fit_block(self, seed_t, Xt, "teacher")
-        self.student_transformer_ = _fit_block(self, seed_s, Xs, "student")
-        fn = self._pid_function(Xt, Xs, y_codes, continuous_y, n_classes=len(
-            self.classes_) if self.classes_ is not None else 0)
+        self.teacher_transformer_, zt = _fit_block(
+            self, seed_t, _columns(X, self.teacher_columns_), "teacher")
+        self.student_transformer_, zs = _fit_block(
+            self, seed_s, _columns(X, self.student_columns_), "student")
+        n_classes = len(self.classes_) if self.classes_ is not None else 0
+        fn = self._pid_function(zt, zs, y_codes, continuous_y, n_classes)
         self.result_ = estimate_pid(
             fn, X.shape[0], bias_correction=self.bias_correction,
             n_permutations=self.n_permutations, n_bootstrap=self.n_bootstrap,
@@ -334,15 +347,12 @@ boolean mask or callable, default=None
                           "atom and information is 0.", UserWarning, stacklevel=3)
         return y_codes.ravel().astype(np.int64), None
 
-    def _pid_function(self, Xt, Xs, y_codes, continuous_y, n_classes, extra_class=0):
-        """``fn(rows, y_rows) -> PIDResult`` on the given samples (see estimate_pid)."""
+    def _pid_function(self, zt, zs, y_codes, continuous_y, n_classes, extra_class=0):
+        """``fn(rows, y_rows) -> PIDResult`` on transformed blocks (see estimate_pid)."""
         if self.measure == "gaussian":
-            zt = self.teacher_transformer_.transform(Xt)
-            zs = self.student_transformer_.transform(Xs)
             ymat = _target_matrix(y_codes, n_classes + extra_class, continuous_y)
             return partial(_gaussian_rows_pid, zt, zs, ymat, "broja", float(self.base))
-        t = _block_codes(self.teacher_transformer_, Xt)
-        s = _block_codes(self.student_transformer_, Xs)
+        t, s = _as_codes(zt), _as_codes(zs)
         shape = (max(_n_codes(self.teacher_transformer_, t), int(t.max()) + 1),
                  max(_n_codes(self.student_transformer_, s), int(s.max()) + 1),
                  max(n_classes + extra_class, 1))
@@ -366,12 +376,16 @@ boolean mask or callable, default=None
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        Xt, Xs = X[:, self.teacher_columns_], X[:, self.student_columns_]
+        zt, zs = self._transform_blocks(X)
         if self.measure == "gaussian":
-            return np.hstack([self.teacher_transformer_.transform(Xt),
-                              self.student_transformer_.transform(Xs)])
-        return np.column_stack([_block_codes(self.teacher_transformer_, Xt),
-                                _block_codes(self.student_transformer_, Xs)])
+            return np.hstack([zt, zs])
+        return np.column_stack([_as_codes(zt), _as_codes(zs)])
+
+    def _transform_blocks(self, X):
+        return (np.asarray(self.teacher_transformer_.transform(
+                    _columns(X, self.teacher_columns_))),
+                np.asarray(self.student_transformer_.transform(
+                    _columns(X, self.student_columns_))))
 
     def get_feature_names_out(self, input_features=None):
         """Names of the columns of :meth:`transform`.
@@ -419,7 +433,7 @@ boolean mask or callable, default=None
         check_is_fitted(self)
         X, y = validate_data(self, X, y, reset=False, dtype=[np.float64, np.float32],
                              ensure_min_samples=2)
-        Xt, Xs = X[:, self.teacher_columns_], X[:, self.student_columns_]
+        zt, zs = self._transform_blocks(X)
         continuous_y, n_classes, extra = None, 0, 0
         if self.classes_ is None:
             continuous_y = np.asarray(y, dtype=np.float64)
@@ -428,7 +442,7 @@ boolean mask or callable, default=None
             n_classes = len(self.classes_)
             y_codes = _encode_known(y, self.classes_)
             extra = int(np.any(y_codes == n_classes))
-        fn = self._pid_function(Xt, Xs, y_codes, continuous_y, n_classes, extra)
+        fn = self._pid_function(zt, zs, y_codes, continuous_y, n_classes, extra)
         result = estimate_pid(fn, X.shape[0], bias_correction=self.bias_correction,
                               n_permutations=self.n_permutations, n_jobs=self.n_jobs,
                               random_state=self.random_state)
@@ -466,6 +480,8 @@ def _select(spec, X_in, n_features, names, param):
     if isinstance(spec, slice):
         return np.arange(n_features)[spec]
     arr = np.atleast_1d(np.asarray(spec))
+    if arr.size == 0:
+        return np.empty(0, dtype=np.int64)
     if arr.dtype == bool:
         if arr.shape != (n_features,):
             raise ValueError(f"{param} as a boolean mask must have length n_features="
@@ -499,6 +515,8 @@ def _check_block(X, name):
     if X.ndim < 2:
         raise ValueError(f"{name} must have shape (n_samples, ...) with at least one "
                          f"feature per sample; got shape {X.shape}.")
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinity; remove or impute those samples.")
     return X
 
 
