@@ -88,7 +88,9 @@ class PIDDistiller(NeuralNetClassifier):
         ``"square"`` (σ⁴, the research code).
     teacher_cache : bool, default=False
         Cache teacher outputs per distinct input row (for a fixed training set without
-        random augmentation; mostly useful for slow scikit-learn teachers).
+        random augmentation). Worth it only for teachers slower than hashing and stacking
+        rows (forests, large nets): for a small CNN it was no faster in
+        ``benchmarks/bench_overhead.py``.
     filter_optimizer : torch optimizer class or None, default=None
         Optimizer of RID's teacher filters and heads (None: the same as ``optimizer``);
         ``filter_optimizer__*`` parameters (``lr`` defaults to ``lr``).
