@@ -169,6 +169,25 @@ class DistillationLoss(nn.Module):
     terms from :meth:`forward`. Parameters of the teacher side (RID's teacher filters
     and heads) are listed by :meth:`teacher_side_parameters`; everything else trains with
     the student.
+
+    ``forward(student_logits, teacher_logits, student_feats, teacher_feats, y, phase,
+    **kwargs)`` receives the representations of each layer pair as lists (the teacher's
+    computed without grad) and returns ``{"distill": tensor, ...}`` in the student phase;
+    two-phase criteria (``two_phase = True``) return ``{"filter_ce": ..., "distance":
+    ...}`` in the teacher phase. Every returned term is recorded in the net's history.
+
+    Examples
+    --------
+    >>> import torch
+    >>> class CosineLoss(DistillationLoss):          # a user-defined method
+    ...     uses_features = False
+    ...     def forward(self, s_logits, t_logits, s_feats, t_feats, y, phase="student",
+    ...                 **kwargs):
+    ...         cos = torch.nn.functional.cosine_similarity(s_logits, t_logits)
+    ...         return {"distill": (1 - cos).mean()}
+    >>> z = torch.randn(4, 3)
+    >>> float(CosineLoss()(z, z, [], [], None)["distill"]) < 1e-6
+    True
     """
 
     uses_features = True
