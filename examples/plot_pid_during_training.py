@@ -27,7 +27,7 @@ teacher = NeuralNetClassifier(SmallCNN, module__width=16, criterion=torch.nn.Cro
 
 net = PIDDistiller(SmallCNN, teacher, method="rid", pid_weight=10.0, rounds=3,
                    module__width=4, teacher_layers=["features"], student_layers=["features"],
-                   max_epochs=12, train_split=ValidSplit(5, stratified=True, random_state=0),
+                   max_epochs=12, train_split=ValidSplit(5, stratified=True),
                    callbacks=[PIDMonitor(every=2)], **common)
 net.fit(X, y)
 for row in net.history:
