@@ -566,7 +566,12 @@ class PIDDistiller(NeuralNetClassifier):
 
 
 def _check_finite(X) -> None:
-    values = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else X
+    if isinstance(X, torch.Tensor):
+        values = X.detach().cpu().numpy()
+    elif hasattr(X, "to_numpy"):  # pandas
+        values = X.to_numpy()
+    else:
+        values = X
     if isinstance(values, np.ndarray) and values.dtype.kind in "fc" \
             and not np.isfinite(values).all():
         raise ValueError("X contains NaN or infinity; impute or drop those samples "
