@@ -123,6 +123,17 @@ class PIDDistiller(NeuralNetClassifier):
     (``method__pool_heads=False`` restores the flattening heads). RID's heads can be fit
     on a held-out share of the training samples with ``method__filter_holdout``.
 
+    The teacher receives the same input as the student (in a Pipeline: the transformed
+    features), so fit a scikit-learn teacher on that representation. Learned variances
+    (VID, RID) start at softplus(5) ≈ 5; with teacher features of small scale the
+    distance terms matter only once they have been learned down (hundreds of steps).
+    Distillation parts are built on the first batch of ``fit``: ``save_params`` /
+    ``load_params`` of ``f_params`` work on any initialized net, ``f_criterion`` only
+    on one that has been fit with the same layer shapes. y is encoded to indices into
+    ``classes_`` for training; the default ``valid_acc`` accounts for that, a custom
+    ``EpochScoring("accuracy")`` compares encoded targets with labels and is right only
+    for labels ``0 … n-1``.
+
     History columns per epoch: ``train_ce``, ``train_distill``, ``train_filter_ce``,
     ``train_distance``, ``train_kd`` (where used), the same with ``valid_``, and
     ``teacher_phase`` (share of the epoch's steps in RID's teacher phase); per batch:
