@@ -6,6 +6,16 @@ from sklearn.datasets import load_digits
 from skpid.distill.models import MLP, SmallCNN
 
 
+@pytest.fixture(scope="package", autouse=True)
+def one_torch_thread():
+    """Tiny models: a second intra-op thread only spins (and on a busy 2-core CI machine
+    the waits grow pathological), so these tests run torch on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def digits():
     """300 digits: flat float32 features in [0, 1] and int64 labels."""
