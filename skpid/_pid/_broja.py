@@ -390,6 +390,7 @@ class _NewtonSystem:
         # would only add overhead.  Large ones: float32 halves forming and factoring, and
         # CG restores float64 accuracy.
         self.exact = len(self.live_idx) <= self.exact_size
+        self.matrix_free = len(self.live_idx) > _DENSE_PAIRS
         if self.exact:
             everything = np.ones(len(self.live_idx), dtype=bool)
             try:
@@ -464,6 +465,8 @@ class _NewtonSystem:
         """Solve to ``rtol`` (exactly, by the factor, for small systems)."""
         if self.exact:
             return self.precondition(rhs)
+        if self.matrix_free:  # too large for a dense factor: the diagonal must do
+            return self._cg(rhs, max_iter=1000, rtol=self.rtol)[0]
         if self.pending is not None and self.diagonal_suffices:
             x, converged = self._cg(rhs, max_iter=30, rtol=self.rtol)
             if converged:
@@ -517,6 +520,7 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-12,
     prob = _Problem(p)
     if prob.n_y <= 1 or prob.p_is_optimal():
         return _optimal_p(prob)
+    _check_memory(prob)
     with _blas_threads(int(prob.live.sum())):
         return _interior_point(prob, tol, target, max_iter, stall)
 
@@ -537,6 +541,26 @@ def _blas_threads(n_pairs):
         from threadpoolctl import ThreadpoolController
         _threadpools = ThreadpoolController()
     return _threadpools.limit(limits=1, user_api="blas")
+
+
+# Above this many live pairs no dense Newton matrix is formed (it would need
+# 4 * n^2 bytes): the system is solved by diagonally preconditioned CG alone.
+_DENSE_PAIRS = 8192
+_MEMORY_LIMIT = 4e9  # bytes
+
+
+def _check_memory(prob):
+    """Refuse, with the sizes and the remedy, a problem that cannot fit in memory."""
+    n_live = int(prob.live.sum())
+    d = prob.n_t + prob.n_s
+    needed = 6 * 8 * prob.n_y * d * d + 4 * 8 * prob.n_y * prob.n_t * prob.n_s
+    needed += 3 * 4 * min(n_live, _DENSE_PAIRS) ** 2
+    if needed > _MEMORY_LIMIT:
+        raise MemoryError(
+            f"the BROJA problem has {prob.n_t} teacher values, {prob.n_s} student values "
+            f"and {prob.n_y} classes ({n_live} (t, s) pairs that can carry mass); solving it "
+            f"needs about {needed / 1e9:.0f} GB. Use fewer distinct values (for example "
+            f"fewer clusters when discretizing representations).")
 
 
 def _interior_point(prob, tol, target, max_iter, stall):

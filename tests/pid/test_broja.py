@@ -238,3 +238,21 @@ def test_sparse_tables_are_certified():
     gaps = np.array(gaps)
     assert np.mean(gaps <= 1e-8) >= 0.98
     assert gaps.max() < 1e-5
+
+
+def test_large_alphabets_are_solved_matrix_free(monkeypatch):
+    # Above the dense limit no Newton matrix is formed (a 900 x 900 code table once tried
+    # to allocate terabytes); with the limit lowered, a small problem takes that path.
+    monkeypatch.setattr(_broja, "_DENSE_PAIRS", 10)
+    p = np.random.default_rng(3).dirichlet(np.ones(6 * 6 * 3)).reshape(6, 6, 3)
+    sol = _broja.solve_broja(p)
+    assert sol.converged
+    monkeypatch.undo()
+    assert abs(_broja.solve_broja(p).objective - sol.objective) <= 2e-8
+
+
+def test_problems_beyond_memory_are_refused_clearly(monkeypatch):
+    monkeypatch.setattr(_broja, "_MEMORY_LIMIT", 1e3)
+    p = np.random.default_rng(4).dirichlet(np.ones(5 * 5 * 3)).reshape(5, 5, 3)
+    with pytest.raises(MemoryError, match="fewer clusters"):
+        pid_from_pmf(p)
