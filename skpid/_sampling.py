@@ -34,7 +34,7 @@ QUANTITIES = ATOMS + ("mi_teacher", "mi_student", "mi_joint")
 BIAS_CORRECTIONS = (None, "permutation")
 # Certified accuracy (nats) demanded of each solve before a ConvergenceWarning: sampling
 # error of an estimate from data is orders of magnitude larger, so 1e-6 is ample (the
-# solver still aims for 1e-13 and the reached ``gap`` is reported).
+# solver still aims for 1e-12 and the reached ``gap`` is reported).
 SOLVER_TOL = 1e-6
 
 
