@@ -29,12 +29,13 @@ def dit_broja_atoms(p: np.ndarray) -> dict:
     return {name: float(result.get_pi(node)) for name, node in _DIT_NODES.items()}
 
 
-def cvxpy_broja_objective(p: np.ndarray, solver: str = "CLARABEL") -> float:
+def cvxpy_broja_objective(p: np.ndarray, solver: str = "CLARABEL", **solver_opts) -> float:
     """min_{Q in Delta_P} -H_Q(Y|T,S) in nats, as one vectorised cvxpy problem.
 
     The variable is q over the cells where P(t, y) > 0 and P(s, y) > 0; the marginal
     constraints and the (t, s)-marginal map are sparse matrices, and the objective is a
-    single ``rel_entr`` (exponential cone) term.
+    single ``rel_entr`` (exponential cone) term.  ``solver_opts`` go to the solver (e.g.
+    Clarabel's ``tol_gap_abs``, ``tol_gap_rel``, ``tol_feas``).
     """
     import cvxpy as cp
     import scipy.sparse as sp
@@ -57,7 +58,7 @@ def cvxpy_broja_objective(p: np.ndarray, solver: str = "CLARABEL") -> float:
     objective = cp.sum(cp.rel_entr(q, to_ts.T @ q_ts))
     constraints = [q_ts == to_ts @ q, to_ty @ q == p_ty.ravel(), to_sy @ q == p_sy.ravel()]
     problem = cp.Problem(cp.Minimize(objective), constraints)
-    problem.solve(solver=solver)
+    problem.solve(solver=solver, **solver_opts)
     if np.isfinite(problem.value) or q.value is None:
         return float(problem.value)
     # On sparse optima the solver's q_ts can round to 0 (or below) where q is a tiny
