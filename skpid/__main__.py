@@ -1,8 +1,9 @@
-"""Command line: ``python -m skpid demo``."""
+"""Command line: ``python -m skpid demo``, ``python -m skpid score``."""
 
 import argparse
 import sys
 
+from ._cli_score import add_score_command
 from ._demo import run_demo
 
 
@@ -12,7 +13,10 @@ def main(argv=None) -> int:
     demo = commands.add_parser("demo", help="print the PID of canonical gates and of a "
                                             "sampled teacher/student pair")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the sample")
+    add_score_command(commands)
     args = parser.parse_args(argv)
+    if args.command == "score":
+        return args.handler(args)
     if args.command == "demo":
         run_demo(seed=args.seed)
     return 0

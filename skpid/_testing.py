@@ -38,6 +38,7 @@ def cvxpy_broja_objective(p: np.ndarray, solver: str = "CLARABEL") -> float:
     """
     import cvxpy as cp
     import scipy.sparse as sp
+    import scipy.special
 
     n_t, n_s, n_y = p.shape
     p_ty, p_sy = p.sum(axis=1), p.sum(axis=0)
@@ -57,4 +58,11 @@ def cvxpy_broja_objective(p: np.ndarray, solver: str = "CLARABEL") -> float:
     constraints = [q_ts == to_ts @ q, to_ty @ q == p_ty.ravel(), to_sy @ q == p_sy.ravel()]
     problem = cp.Problem(cp.Minimize(objective), constraints)
     problem.solve(solver=solver)
-    return float(problem.value)
+    if np.isfinite(problem.value) or q.value is None:
+        return float(problem.value)
+    # On sparse optima the solver's q_ts can round to 0 (or below) where q is a tiny
+    # positive number, and cvxpy's re-evaluation then reports +inf although the solve
+    # succeeded.  Evaluate the objective at the returned q with its own (t, s) marginal.
+    q_val = np.maximum(q.value, 0.0)
+    q_pair = (to_ts.T @ (to_ts @ q_val))
+    return float(np.sum(scipy.special.rel_entr(q_val, q_pair)))

@@ -86,3 +86,126 @@ def make_teacher_student(n_samples: int = 5000, *, n_classes: int = 4,
     t = noisy(teacher_noise) * nuisance_values + nuisance
     s = noisy(student_noise)
     return t, s, y
+
+
+def sample_pmf(p, n_samples: int, *, random_state=None):
+    """Draw ``n_samples`` labelled triples (t, s, y) from a joint pmf ``p[t, s, y]``.
+
+    The plug-in PID of the sample converges to ``pid_from_pmf(p)``: pair it with
+    :func:`gate_pmf` or :func:`noisy_gate_pmf` for samples with a known answer.
+
+    Parameters
+    ----------
+    p : array-like of shape (n_t, n_s, n_y)
+        Joint probabilities (non-negative, summing to 1).
+    n_samples : int
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    t, s, y : ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> from skpid.datasets import gate_pmf, sample_pmf
+    >>> t, s, y = sample_pmf(gate_pmf("XOR"), 8, random_state=0)
+    >>> bool(((t ^ s) == y).all())
+    True
+    """
+    p = np.asarray(p, dtype=float)
+    if p.ndim != 3 or np.any(p < 0) or not np.isclose(p.sum(), 1.0):
+        raise ValueError("p must be a 3-D array of probabilities summing to 1.")
+    rng = check_random_state(random_state)
+    flat = rng.choice(p.size, size=n_samples, p=p.ravel() / p.sum())
+    return np.unravel_index(flat, p.shape)
+
+
+def noisy_gate_pmf(name: str, noise: float) -> np.ndarray:
+    """:func:`gate_pmf` with the target replaced, with probability ``noise``, by a
+    uniformly random value: every atom moves into the interior (none exactly 0 or 1 bit).
+
+    Examples
+    --------
+    >>> noisy_gate_pmf("AND", 0.5)[:, :, 1]
+    array([[0.0625, 0.0625],
+           [0.0625, 0.1875]])
+    """
+    if not 0 <= noise <= 1:
+        raise ValueError(f"noise must be in [0, 1]; got {noise!r}.")
+    p = gate_pmf(name)
+    p_ts = p.sum(axis=2, keepdims=True)
+    return (1 - noise) * p + noise * p_ts / p.shape[2]
+
+
+def make_gaussian_teacher_student(n_samples: int = 1000, *, n_teacher: int = 3,
+                                  n_student: int = 3, n_shared: int = 2,
+                                  noise: float = 1.0, random_state=None):
+    """Jointly Gaussian representations T, S and a scalar target y with known PID.
+
+    A latent vector (y, z_1, ..., z_{n_shared}) of independent standard normals is mapped
+    by fixed random matrices (drawn from ``random_state``) into T and S, plus independent
+    noise of standard deviation ``noise``; z is a task-irrelevant signal both see.  The
+    exact covariance of (T, S, y) is returned, so the true PID is
+    ``skpid._pid._gaussian.gaussian_pid(cov, n_teacher, n_student)`` (for this univariate
+    target, redundancy = min(I(y;T), I(y;S))).
+
+    Returns
+    -------
+    teacher : ndarray of shape (n_samples, n_teacher)
+    student : ndarray of shape (n_samples, n_student)
+    y : ndarray of shape (n_samples,)
+    cov : ndarray of shape (n_teacher + n_student + 1,) * 2
+        Covariance of (teacher, student, y).
+
+    Examples
+    --------
+    >>> T, S, y, cov = make_gaussian_teacher_student(500, random_state=0)
+    >>> T.shape, S.shape, y.shape, cov.shape
+    ((500, 3), (500, 3), (500,), (7, 7))
+    """
+    rng = check_random_state(random_state)
+    n_latent = 1 + n_shared
+    mixing = np.vstack([rng.normal(size=(n_teacher, n_latent)),
+                        rng.normal(size=(n_student, n_latent)),
+                        np.eye(1, n_latent)])  # the last row reads y off the latent
+    latent = rng.normal(size=(n_samples, n_latent))
+    d = n_teacher + n_student
+    obs_noise = np.concatenate([np.full(d, float(noise)), [0.0]])
+    data = latent @ mixing.T + rng.normal(size=(n_samples, d + 1)) * obs_noise
+    cov = mixing @ mixing.T + np.diag(obs_noise ** 2)
+    return data[:, :n_teacher], data[:, n_teacher:d], data[:, d], cov
+
+
+def make_signal_nuisance(n_samples: int = 2000, *, n_classes: int = 4,
+                         n_features: int = 8, teacher_signal: bool = True,
+                         student_signal: bool = True, noise: float = 0.1,
+                         random_state=None):
+    """Continuous teacher/student activations built from a class signal and a nuisance.
+
+    Each representation is a random embedding of the class (when its ``*_signal`` is
+    True) or of an independent nuisance label with as many values (when False), plus
+    Gaussian noise.  With well-separated clusters (small ``noise``) and
+    ``n_clusters=n_classes``: a nuisance teacher has I(Y;T) = Red = UniT = 0 for every
+    student (up to estimation bias), and a signal teacher with a signal student has
+    Red = H(Y).
+
+    Returns
+    -------
+    teacher, student : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> T, S, y = make_signal_nuisance(100, teacher_signal=False, random_state=0)
+    >>> T.shape, S.shape, y.shape
+    ((100, 8), (100, 8), (100,))
+    """
+    rng = check_random_state(random_state)
+    y = rng.randint(n_classes, size=n_samples)
+
+    def view(signal):
+        labels = y if signal else rng.randint(n_classes, size=n_samples)
+        centers = rng.normal(size=(n_classes, n_features))
+        return centers[labels] + noise * rng.normal(size=(n_samples, n_features))
+
+    return view(teacher_signal), view(student_signal), y

@@ -1,0 +1,451 @@
+"""Discretizers: from activations of any shape to one integer code per sample.
+
+Each is a scikit-learn transformer usable on its own.  ``transform`` returns an integer
+array of shape ``(n_samples, 1)`` holding the code of every row; ``n_codes_`` is the number
+of codes a fitted discretizer can emit.  Inputs with more than two dimensions
+(``(N, C, H, W)`` conv maps, ``(N, L, D)`` token activations) are flattened to
+``(N, -1)`` first.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+import scipy.linalg
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.cluster import KMeans
+from sklearn.preprocessing import normalize
+from sklearn.utils.extmath import randomized_svd
+from threadpoolctl import ThreadpoolController
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+
+
+def flatten_samples(X):
+    """``X`` reshaped to ``(n_samples, -1)`` when it has more than two dimensions.
+
+    Two-dimensional inputs (arrays, DataFrames, lists) pass through untouched so that
+    scikit-learn's validation still sees feature names and dtypes.
+    """
+    if hasattr(X, "ndim") and hasattr(X, "reshape") and not hasattr(X, "tocsr"):
+        return X.reshape(X.shape[0], -1) if X.ndim > 2 else X
+    if isinstance(X, (list, tuple)):
+        arr = np.asarray(X)
+        return arr.reshape(arr.shape[0], -1) if arr.ndim > 2 else X
+    return X
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {minimum}; got {type(value).__name__}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+# Up to this many dimensions on the smaller side, the PCA goes through a Gram matrix and a
+# partial symmetric eigensolver; beyond, a randomized SVD.
+GRAM_LIMIT = 2048
+
+
+def fit_projection(X: np.ndarray, n_components: int, random_state):
+    """Mean and top ``n_components`` principal axes (rows) of ``X``.
+
+    For ``min(n_samples, n_features) <= GRAM_LIMIT`` (e.g. 10,000 x 512): one Gram matrix
+    product (BLAS, multithreaded) and only the top eigenpairs of it
+    (``scipy.linalg.eigh(subset_by_index=...)``, run single-threaded: a full 512 x 512
+    eigendecomposition with threads took 2.2 s on a loaded 2-core machine against 0.02 s
+    for the partial one on one thread).  Otherwise a seeded randomized SVD.  Signs are
+    fixed (largest loading positive) so results are deterministic.
+    """
+    mean = X.mean(axis=0)
+    Xc = X - mean
+    n, d = Xc.shape
+    if min(n, d) <= GRAM_LIMIT:
+        small = d <= n
+        gram = Xc.T @ Xc if small else Xc @ Xc.T
+        m = gram.shape[0]
+        with _serial_threads():
+            values, vectors = scipy.linalg.eigh(gram, subset_by_index=[m - n_components,
+                                                                        m - 1])
+        vectors = vectors[:, ::-1]
+        if small:
+            axes = vectors.T
+        else:  # right singular vectors from the left ones
+            axes = Xc.T @ vectors
+            norms = np.linalg.norm(axes, axis=0)
+            axes = (axes / np.where(norms > 0, norms, 1.0)).T
+    else:
+        _, _, axes = randomized_svd(Xc, n_components, random_state=random_state)
+    signs = np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])
+    return mean, axes * np.where(signs == 0, 1.0, signs)[:, None]
+
+
+_CONTROLLER = []
+
+
+def _serial_threads():
+    """Context running small OpenMP / BLAS work (KMeans, small eigensolves) on one thread.
+
+    KMeans here clusters ``n_components``-dimensional points (5 by default): too little
+    work per iteration for threads to pay off, and waiting threads make it pathological
+    on a busy machine (measured on a loaded 2-core machine: 0.43 s with two threads vs
+    0.003 s with one, for 800 x 5 points).  Large products elsewhere keep their threads.
+    """
+    if not _CONTROLLER:  # created lazily: inspecting the loaded libraries takes ms
+        _CONTROLLER.append(ThreadpoolController())
+    return _CONTROLLER[0].limit(limits=1)
+
+
+CONSTANT = "X is constant: every row is the same, so it carries no information"
+
+
+def _warn_constant(detail: str = "") -> None:
+    warnings.warn(f"{CONSTANT}{detail}.", UserWarning, stacklevel=3)
+
+
+def _varies(z: np.ndarray) -> bool:
+    """Whether a projected component varies beyond the PCA's round-off."""
+    return bool(np.ptp(z) > 1e-10 * max(1.0, float(np.abs(z).max())))
+
+
+def _count_distinct_rows(Z: np.ndarray) -> int:
+    return len(np.unique(Z, axis=0))
+
+
+class _BaseDiscretizer(TransformerMixin, BaseEstimator):
+    """Shared plumbing: flattening, validation, one output column of codes."""
+
+    def _validate(self, X, reset: bool) -> np.ndarray:
+        X = flatten_samples(X)
+        return validate_data(self, X, reset=reset, dtype=[np.float64, np.float32],
+                             ensure_min_samples=2 if reset else 1)
+
+    def _project(self, X):
+        """Coordinates of the rows of ``X`` on the fitted principal axes."""
+        return (X - self.mean_) @ self.components_.T
+
+    def get_feature_names_out(self, input_features=None):
+        """One output column: ``["<classname>_code"]``.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None
+            Ignored except for the usual consistency check with ``feature_names_in_``.
+
+        Returns
+        -------
+        ndarray of str objects
+        """
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features)
+        return np.asarray([f"{type(self).__name__.lower()}_code"], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # The output is integer codes, whatever the input dtype.
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+class KMeansDiscretizer(_BaseDiscretizer):
+    """The paper's discretizer: flatten, L2-normalise rows, PCA, then KMeans.
+
+    Dissanayake et al. (2025) discretize each representation this way before estimating
+    PID; here every step is seeded, and the PCA computes only the leading components
+    (see :func:`fit_projection`).
+
+    Parameters
+    ----------
+    n_clusters : int, default=10
+        Number of KMeans clusters, i.e. of codes.  If the projected data has fewer
+        distinct rows, a ``UserWarning`` is issued and that smaller number is used
+        (``n_clusters_``).
+    n_components : int, default=5
+        Number of principal components kept; reduced to
+        ``min(n_components, n_samples, n_features)`` when larger (``n_components_``).
+    normalize : bool, default=True
+        Scale every row to unit L2 norm before the PCA, as in the paper.  All-zero rows
+        stay zero; a one-column input is not normalised (only its sign would remain).
+    n_init : int, default=1
+        Number of KMeans initialisations (k-means++).
+    random_state : int, RandomState instance or None, default=None
+        Seeds KMeans (and the randomized SVD used on very wide inputs).
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (n_features_in_,)
+    components_ : ndarray of shape (n_components_, n_features_in_)
+        The principal axes (of the normalised rows), largest variance first.
+    kmeans_ : KMeans
+        The fitted clustering.
+    n_clusters_ : int
+        Number of clusters actually used.
+    n_components_ : int
+        Number of principal components actually used.
+    n_codes_ : int
+        Number of codes ``transform`` can return (``n_clusters_``).
+    n_features_in_ : int
+        Number of (flattened) features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when ``X`` has string feature names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skpid import KMeansDiscretizer
+    >>> X = np.random.default_rng(0).normal(size=(100, 3, 4, 4))  # (N, C, H, W)
+    >>> codes = KMeansDiscretizer(n_clusters=4, random_state=0).fit_transform(X)
+    >>> codes.shape, sorted(np.unique(codes).tolist())
+    ((100, 1), [0, 1, 2, 3])
+    """
+
+    def __init__(self, n_clusters=10, n_components=5, *, normalize=True, n_init=1,
+                 random_state=None):
+        self.n_clusters = n_clusters
+        self.n_components = n_components
+        self.normalize = normalize
+        self.n_init = n_init
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Fit the projection and the clustering.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Activations; trailing dimensions are flattened.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : KMeansDiscretizer
+        """
+        n_clusters = check_positive_int(self.n_clusters, "n_clusters")
+        n_components = check_positive_int(self.n_components, "n_components")
+        n_init = check_positive_int(self.n_init, "n_init")
+        X = self._validate(X, reset=True)
+        Z = self._normalize(X)
+        self.n_components_ = min(n_components, X.shape[0], X.shape[1])
+        self.mean_, self.components_ = fit_projection(Z, self.n_components_,
+                                                      self.random_state)
+        Z = self._project(Z)
+        n_distinct = _count_distinct_rows(Z)
+        if n_distinct < n_clusters:
+            what = CONSTANT if n_distinct == 1 else f"X has only {n_distinct} distinct rows"
+            warnings.warn(f"n_clusters={n_clusters} is more than the number of distinct rows: "
+                          f"{what}; using n_clusters={n_distinct}.", UserWarning, stacklevel=2)
+            n_clusters = n_distinct
+        self.n_clusters_ = n_clusters
+        with _serial_threads():
+            self.kmeans_ = KMeans(n_clusters=n_clusters, n_init=n_init,
+                                  random_state=self.random_state).fit(Z)
+        self.n_codes_ = n_clusters
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit, and return the cluster of every row of ``X``.
+
+        Same result as ``fit(X).transform(X)``, without projecting ``X`` twice.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, 1), dtype int64
+        """
+        # KMeans ends with an assignment step, so labels_ are predict's answers.
+        return self.fit(X).kmeans_.labels_.astype(np.int64)[:, None]
+
+    def transform(self, X):
+        """The cluster of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, 1), dtype int64
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        Z = self._project(self._normalize(X))
+        with _serial_threads():
+            return self.kmeans_.predict(Z).astype(np.int64)[:, None]
+
+    def _normalize(self, X):
+        # A single column's unit-norm version keeps only its sign: leave it as is.
+        return normalize(X) if self.normalize and X.shape[1] > 1 else X
+
+
+class QuantileDiscretizer(_BaseDiscretizer):
+    """Quantile bins of a low-dimensional PCA projection.
+
+    Rows are projected on the first ``n_components`` principal components; each component
+    is cut at its empirical quantiles into ``n_bins`` bins, and the bin indices combine
+    into one code (``n_bins ** n_components`` codes, so keep ``n_components`` small).
+
+    Parameters
+    ----------
+    n_bins : int, default=4
+        Bins per component (fewer where a component has fewer distinct quantiles).
+    n_components : int, default=1
+        Number of principal components binned; reduced to
+        ``min(n_components, n_samples, n_features)`` when larger.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the randomized SVD used on very wide inputs.
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (n_features_in_,)
+    components_ : ndarray of shape (n_components_, n_features_in_)
+        The principal axes, largest variance first.
+    bin_edges_ : list of ndarray
+        Interior bin edges of every component.
+    n_components_ : int
+    n_codes_ : int
+        Number of codes ``transform`` can return.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skpid import QuantileDiscretizer
+    >>> X = np.random.default_rng(0).normal(size=(1000, 8))
+    >>> codes = QuantileDiscretizer(n_bins=4).fit_transform(X)
+    >>> np.bincount(codes.ravel()).tolist()
+    [250, 250, 250, 250]
+    """
+
+    def __init__(self, n_bins=4, n_components=1, *, random_state=None):
+        self.n_bins = n_bins
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Fit the projection and the bin edges.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : QuantileDiscretizer
+        """
+        n_bins = check_positive_int(self.n_bins, "n_bins", minimum=2)
+        n_components = check_positive_int(self.n_components, "n_components")
+        X = self._validate(X, reset=True)
+        self.n_components_ = min(n_components, X.shape[0], X.shape[1])
+        self.mean_, self.components_ = fit_projection(X, self.n_components_,
+                                                      self.random_state)
+        Z = self._project(X)
+        # Interior quantiles, merged where ties make them coincide (constant components
+        # get a single bin).
+        levels = np.linspace(0, 1, n_bins + 1)[1:-1]
+        self.bin_edges_ = [np.unique(np.quantile(z, levels)) if _varies(z) else np.empty(0)
+                           for z in Z.T]
+        self._shape = tuple(len(edges) + 1 for edges in self.bin_edges_)
+        self.n_codes_ = int(np.prod(self._shape))
+        if self.n_codes_ == 1:
+            _warn_constant("; all rows get code 0")
+        return self
+
+    def transform(self, X):
+        """The combined bin index of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, 1), dtype int64
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False)
+        Z = self._project(X)
+        bins = tuple(np.searchsorted(edges, z, side="right")
+                     for edges, z in zip(self.bin_edges_, Z.T))
+        return np.ravel_multi_index(bins, self._shape).astype(np.int64)[:, None]
+
+
+class PassthroughDiscretizer(_BaseDiscretizer):
+    """Codes for data that is already discrete: one code per distinct row.
+
+    Rows not seen during ``fit`` get the extra code ``n_codes_ - 1`` (all unseen rows
+    share it), so out-of-sample scoring never fails on new values.
+
+    Attributes
+    ----------
+    categories_ : ndarray of shape (n_distinct_rows, n_features_in_)
+        The distinct rows seen in fit, sorted; row ``i`` gets code ``i``.
+    n_codes_ : int
+        ``len(categories_) + 1`` (the last code is "unseen").
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+
+    Examples
+    --------
+    >>> from skpid import PassthroughDiscretizer
+    >>> d = PassthroughDiscretizer().fit([[0, 1], [1, 1], [0, 1]])
+    >>> d.transform([[1, 1], [0, 1], [5, 5]]).ravel().tolist()
+    [1, 0, 2]
+    """
+
+    def fit(self, X, y=None):
+        """Record the distinct rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : PassthroughDiscretizer
+        """
+        X = self._validate(X, reset=True)
+        self.categories_ = np.unique(X, axis=0)
+        self.n_codes_ = len(self.categories_) + 1
+        if len(self.categories_) == 1:
+            _warn_constant()
+        return self
+
+    def transform(self, X):
+        """The code of every row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, 1), dtype int64
+        """
+        check_is_fitted(self)
+        X = self._validate(X, reset=False).astype(self.categories_.dtype, copy=False)
+        # Rows as single opaque items make one vectorised sorted search possible; byte
+        # order differs from numeric order, hence the extra argsort.
+        cats, rows = _as_void(self.categories_), _as_void(X)
+        order = np.argsort(cats)
+        pos = np.minimum(np.searchsorted(cats[order], rows), len(cats) - 1)
+        found = cats[order][pos] == rows
+        return np.where(found, order[pos], len(cats)).astype(np.int64)[:, None]
+
+
+def _as_void(a: np.ndarray) -> np.ndarray:
+    """Each row of a 2-D array as one comparable scalar (raw bytes, C order)."""
+    a = np.ascontiguousarray(a)
+    # +0.0 makes -0.0 and 0.0 the same bytes.
+    a = a + 0.0 if a.dtype.kind == "f" else a
+    return a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel()

@@ -1,0 +1,624 @@
+"""The scikit-learn face: ``PIDEstimator``, ``score_representations``, ``score_layers``."""
+
+import numbers
+import warnings
+from functools import partial
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.decomposition import PCA
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import Normalizer
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+
+from ._discretize import (KMeansDiscretizer, PassthroughDiscretizer, QuantileDiscretizer,
+                          check_positive_int, flatten_samples)
+from ._pid._gaussian import gaussian_pid
+from ._pid._result import ATOMS, PIDResult
+from ._pid._validation import check_base
+from ._sampling import BIAS_CORRECTIONS, QUANTITIES, PIDEstimate, codes_pid, estimate_pid
+
+MEASURES = ("broja", "mmi", "gaussian")
+DISCRETIZERS = ("kmeans", "quantile", "passthrough")
+SCORINGS = QUANTITIES + tuple(f"neg_{name}" for name in QUANTITIES)
+# Relative ridge on the covariance of the Gaussian measure: keeps Cholesky factors of
+# nearly collinear projections finite without moving well-conditioned answers.
+GAUSSIAN_RIDGE = 1e-9
+
+
+def _check_params(est) -> None:
+    """Validate the constructor parameters (called from fit, scikit-learn style)."""
+    if est.measure not in MEASURES:
+        raise ValueError(f"measure must be one of {MEASURES}; got {est.measure!r}.")
+    if not (isinstance(est.discretizer, str) and est.discretizer in DISCRETIZERS
+            or hasattr(est.discretizer, "fit") and hasattr(est.discretizer, "transform")):
+        raise ValueError(f"discretizer must be one of {DISCRETIZERS} or a transformer "
+                         f"returning one code column; got {est.discretizer!r}.")
+    check_positive_int(est.n_clusters, "n_clusters")
+    check_positive_int(est.n_components, "n_components")
+    check_base(est.base)
+    if est.scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {SCORINGS}; got {est.scoring!r}.")
+    if est.bias_correction not in BIAS_CORRECTIONS:
+        raise ValueError(f"bias_correction must be one of {BIAS_CORRECTIONS}; "
+                         f"got {est.bias_correction!r}.")
+    check_positive_int(est.n_permutations, "n_permutations")
+    check_positive_int(est.n_bootstrap, "n_bootstrap", minimum=0)
+    if (isinstance(est.confidence, bool) or not isinstance(est.confidence, numbers.Real)
+            or not 0 < est.confidence < 1):
+        raise ValueError(f"confidence must be a number in (0, 1); got {est.confidence!r}.")
+
+
+def _make_block_transformer(est, seed, n_features):
+    """A fresh (unfitted) discretizer or, for the Gaussian measure, projection."""
+    if est.measure == "gaussian":
+        pca = PCA(n_components=est.n_components, random_state=seed)
+        # A single column's unit-norm version keeps only its sign: leave it as is.
+        proj = make_pipeline(Normalizer(), pca) if est.normalize and n_features > 1 else pca
+        # Internal steps return arrays whatever the global set_output configuration.
+        return proj.set_output(transform="default")
+    if not isinstance(est.discretizer, str):
+        disc = clone(est.discretizer)
+        if "random_state" in disc.get_params():
+            disc.set_params(random_state=seed)
+        return disc.set_output(transform="default") if hasattr(disc, "set_output") else disc
+    if est.discretizer == "kmeans":
+        return KMeansDiscretizer(n_clusters=est.n_clusters, n_components=est.n_components,
+                                 normalize=est.normalize, random_state=seed)
+    if est.discretizer == "quantile":
+        return QuantileDiscretizer(n_bins=max(est.n_clusters, 2),
+                                   n_components=est.n_components, random_state=seed)
+    return PassthroughDiscretizer()
+
+
+def _columns(X, cols):
+    """``X[:, cols]``, as a view when the columns are a contiguous range (no copy)."""
+    if len(cols) and cols[-1] - cols[0] == len(cols) - 1 and np.all(np.diff(cols) == 1):
+        return X[:, cols[0]:cols[-1] + 1]
+    return X[:, cols]
+
+
+def _fit_block(est, seed, X, name):
+    """Fit a fresh block transformer, naming the block in its warnings; return it and
+    the transformed ``X`` (codes or projections)."""
+    transformer = _make_block_transformer(est, seed, X.shape[1])
+    if est.measure == "gaussian":
+        pca = transformer.steps[-1][1] if hasattr(transformer, "steps") else transformer
+        pca.set_params(n_components=min(pca.n_components, *X.shape))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with np.errstate(invalid="ignore", divide="ignore"):  # PCA of a constant block
+            out = transformer.fit_transform(X)
+    for w in caught:
+        warnings.warn_explicit(f"{name} block: {w.message}", w.category, w.filename,
+                               w.lineno)
+    return transformer, np.asarray(out)
+
+
+def _as_codes(codes) -> np.ndarray:
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[1] != 1 or codes.dtype.kind not in "iu":
+        raise ValueError("discretizer must return integer codes of shape (n_samples, 1); "
+                         f"got dtype {codes.dtype} and shape {codes.shape}.")
+    return codes[:, 0].astype(np.int64)
+
+
+def _n_codes(transformer, codes) -> int:
+    return int(getattr(transformer, "n_codes_", int(codes.max()) + 1))
+
+
+def _target_matrix(y_codes, n_classes, continuous_y):
+    """Y as Gaussian target columns: itself if continuous, else one-hot minus one class."""
+    if continuous_y is not None:
+        return continuous_y.reshape(-1, 1)
+    return np.eye(n_classes)[y_codes][:, :-1]
+
+
+def _gaussian_rows_pid(zt, zs, ymat, measure, base, rows=None, y_rows=None) -> PIDResult:
+    if rows is not None:
+        zt, zs, ymat = zt[rows], zs[rows], ymat[y_rows]
+    data = np.hstack([zt, zs, ymat])
+    cov = np.atleast_2d(np.cov(data, rowvar=False))
+    cov[np.diag_indices_from(cov)] += GAUSSIAN_RIDGE * np.diag(cov).max() + 1e-300
+    # Constant target columns (classes absent from a resample) carry no information.
+    keep = np.concatenate([np.ones(zt.shape[1] + zs.shape[1], bool),
+                           np.diag(cov)[zt.shape[1] + zs.shape[1]:] > 1e-12])
+    if keep.sum() == zt.shape[1] + zs.shape[1]:
+        zero = {name: 0.0 for name in QUANTITIES}
+        return PIDResult(**zero, entropy_y=float("nan"), base=base,
+                         measure=f"gaussian-{measure}")
+    return gaussian_pid(cov[np.ix_(keep, keep)], zt.shape[1], zs.shape[1],
+                        measure=measure, base=base)
+
+
+class PIDEstimator(TransformerMixin, BaseEstimator):
+    """Partial information decomposition of y into a teacher and a student representation.
+
+    ``X`` holds the teacher's features and the student's features side by side (choose
+    which columns are whose with ``teacher_columns`` / ``student_columns``).  ``fit``
+    discretizes each block (the paper's flatten -> L2-normalise -> PCA -> KMeans by
+    default) and computes the PID of the labels ``y`` from the plug-in joint of the codes,
+    optionally bias-corrected and with bootstrap confidence intervals.  ``score`` gives
+    one atom on new data with the fitted discretizers, so model selection tools can pick a
+    representation or a setting by its PID.
+
+    Parameters
+    ----------
+    teacher_columns, student_columns : None, int, array-like of int or str, slice, \
+boolean mask or callable, default=None
+        The columns of ``X`` of each representation (a callable gets ``X`` and returns one
+        of the others; str selects by name when ``X`` is a DataFrame).  With both None
+        the teacher is the first ``n_features // 2`` columns and the student the rest;
+        with one None it is the complement of the other.  Overlapping selections give a
+        ``UserWarning``.
+    measure : {"broja", "mmi", "gaussian"}, default="broja"
+        ``"broja"``: the exact BROJA PID of the discretized codes; ``"mmi"``:
+        redundancy = min(I(Y;T), I(Y;S)) on the codes; ``"gaussian"``: no discretization,
+        each block is projected to ``n_components`` principal components and
+        (T, S, Y) is treated as jointly Gaussian (Y one-hot with one class dropped, or a
+        continuous y as is), with the Gaussian BROJA measure (equal to MMI for a
+        univariate target).  It sees only linear dependence, and for class labels its
+        values are those of the Gaussian with the same covariance as
+        (T, S, onehot(Y)): they are not bounded by the discrete H(Y).  See
+        ``skpid._pid._gaussian``.
+    discretizer : {"kmeans", "quantile", "passthrough"} or transformer, default="kmeans"
+        ``"kmeans"``: :class:`KMeansDiscretizer` (``n_clusters``, ``n_components``);
+        ``"quantile"``: :class:`QuantileDiscretizer` with ``n_bins=n_clusters`` on
+        ``n_components`` components (``n_clusters ** n_components`` codes: keep
+        ``n_components`` at 1 or 2); ``"passthrough"``: already discrete data.  A
+        transformer instance is cloned for each block and must return one integer
+        column.
+    n_clusters : int, default=10
+        Codes per block (reduced, with a warning, when a block has fewer distinct rows,
+        e.g. on small data; a block whose rows are all identical warns that it is
+        constant; single constant columns are harmless and pass silently).
+    n_components : int, default=5
+        Principal components per block (reduced to the block's rank bound when larger).
+    normalize : bool, default=True
+        L2-normalise rows before the PCA (as in the paper).
+    scoring : str, default="redundancy"
+        What :meth:`score` returns: an atom (``"redundancy"``, ``"unique_teacher"``,
+        ``"unique_student"``, ``"synergy"``) or a mutual information (``"mi_teacher"``,
+        ``"mi_student"``, ``"mi_joint"``); prefix ``"neg_"`` to negate it, e.g.
+        ``"neg_unique_teacher"`` to prefer students that leave little to distill.
+    base : float, default=2
+        Logarithm base (2: bits).
+    bias_correction : {None, "permutation"}, default=None
+        Subtract the mean PID of ``n_permutations`` label-permuted surrogates (corrected
+        atoms clipped at 0, informations rebuilt from them); see ``skpid._sampling``.
+    n_permutations : int, default=20
+    n_bootstrap : int, default=0
+        Number of bootstrap resamples for confidence intervals (0: none).
+    confidence : float, default=0.95
+        Level of the bootstrap intervals.
+    n_jobs : int or None, default=None
+        Parallel jobs (joblib) for the surrogates and resamples.
+    verbose : int, default=0
+        joblib verbosity: > 0 prints progress of the surrogates and resamples.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the discretizers, the permutations and the resamples.
+
+    Attributes
+    ----------
+    result_ : PIDEstimate
+        All atoms, informations, CIs (``ci``) and bias (``bias``) of the fit.
+    redundancy_, unique_teacher_, unique_student_, synergy_ : float
+        The atoms (after bias correction, if any).
+    mi_teacher_, mi_student_, mi_joint_ : float
+        I(Y;T), I(Y;S), I(Y;T,S).
+    ci_ : dict or None
+        ``{name: (low, high)}`` bootstrap intervals of the quantities above.
+    teacher_transformer_, student_transformer_ : transformer
+        The fitted discretizers (or Gaussian projections).
+    teacher_columns_, student_columns_ : ndarray of int
+        The resolved column indices.
+    classes_ : ndarray
+        The distinct labels seen in fit (None for a continuous y with
+        ``measure="gaussian"``).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when ``X`` has string feature names.
+
+    See Also
+    --------
+    score_representations : the same on two separate arrays of any shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skpid import PIDEstimator
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 3, size=600)
+    >>> teacher = np.eye(3)[y] + 0.1 * rng.normal(size=(600, 3))   # knows y
+    >>> student = rng.normal(size=(600, 3))                           # knows nothing
+    >>> est = PIDEstimator(n_clusters=3, n_components=2, random_state=0)
+    >>> est = est.fit(np.hstack([teacher, student]), y)
+    >>> round(est.mi_teacher_, 2), est.redundancy_ < 0.05
+    (1.58, True)
+    >>> est.transform(np.hstack([teacher, student])[:2]).shape
+    (2, 2)
+    """
+
+    def __init__(self, teacher_columns=None, student_columns=None, *, measure="broja",
+                 discretizer="kmeans", n_clusters=10, n_components=5, normalize=True,
+                 scoring="redundancy", base=2, bias_correction=None, n_permutations=20,
+                 n_bootstrap=0, confidence=0.95, n_jobs=None, verbose=0,
+                 random_state=None):
+        self.teacher_columns = teacher_columns
+        self.student_columns = student_columns
+        self.measure = measure
+        self.discretizer = discretizer
+        self.n_clusters = n_clusters
+        self.n_components = n_components
+        self.normalize = normalize
+        self.scoring = scoring
+        self.base = base
+        self.bias_correction = bias_correction
+        self.n_permutations = n_permutations
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # -- fitting -------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Discretize both blocks and compute the PID of ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Teacher and student features side by side.
+        y : array-like of shape (n_samples,)
+            Class labels (any hashable values), or a continuous target with
+            ``measure="gaussian"``.
+
+        Returns
+        -------
+        self : PIDEstimator
+        """
+        _check_params(self)
+        X_in = X
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32],
+                             ensure_min_samples=2)
+        if X.shape[1] < 2:
+            raise ValueError(f"X has {X.shape[1]} feature(s); PIDEstimator needs at least 2 "
+                             "(a teacher and a student column).")
+        self.teacher_columns_, self.student_columns_ = self._resolve_columns(X_in, X.shape[1])
+        rng = check_random_state(self.random_state)
+        seed_t, seed_s, seed_sampling = rng.randint(np.iinfo(np.int32).max, size=3)
+        y_codes, continuous_y = self._encode_fit_target(y)
+        self.teacher_transformer_, zt = _fit_block(
+            self, seed_t, _columns(X, self.teacher_columns_), "teacher")
+        self.student_transformer_, zs = _fit_block(
+            self, seed_s, _columns(X, self.student_columns_), "student")
+        n_classes = len(self.classes_) if self.classes_ is not None else 0
+        fn = self._pid_function(zt, zs, y_codes, continuous_y, n_classes)
+        self.result_ = estimate_pid(
+            fn, X.shape[0], bias_correction=self.bias_correction,
+            n_permutations=self.n_permutations, n_bootstrap=self.n_bootstrap,
+            confidence=self.confidence, n_jobs=self.n_jobs, verbose=self.verbose,
+            random_state=seed_sampling)
+        for name in QUANTITIES:
+            setattr(self, f"{name}_", getattr(self.result_, name))
+        self.ci_ = self.result_.ci
+        return self
+
+    def _resolve_columns(self, X_in, n_features):
+        names = getattr(self, "feature_names_in_", None)
+        teacher = _select(self.teacher_columns, X_in, n_features, names, "teacher_columns")
+        student = _select(self.student_columns, X_in, n_features, names, "student_columns")
+        everything = np.arange(n_features)
+        if teacher is None and student is None:
+            teacher, student = everything[: n_features // 2], everything[n_features // 2:]
+        elif teacher is None:
+            teacher = np.setdiff1d(everything, student)
+        elif student is None:
+            student = np.setdiff1d(everything, teacher)
+        for name, cols in (("teacher_columns", teacher), ("student_columns", student)):
+            if len(cols) == 0:
+                raise ValueError(f"{name} selects no columns of X (n_features={n_features}); "
+                                 "each representation needs at least one column.")
+        shared = np.intersect1d(teacher, student)
+        if len(shared):
+            warnings.warn(f"teacher_columns and student_columns overlap in {len(shared)} "
+                          f"column(s) {shared[:10].tolist()}; the two representations share "
+                          "those features.", UserWarning, stacklevel=3)
+        return teacher, student
+
+    def _encode_fit_target(self, y):
+        """Integer codes of y (and the continuous column for the Gaussian measure)."""
+        kind = type_of_target(y, input_name="y")
+        if kind == "continuous":
+            if self.measure != "gaussian":
+                raise ValueError("y is continuous; the discrete measures need class labels. "
+                                 "Use measure='gaussian' for a continuous target, or bin y.")
+            self.classes_ = None
+            y = y.astype(np.float64)
+            if np.ptp(y) == 0:
+                raise ValueError("y is constant; it carries no information to decompose.")
+            return np.zeros(len(y), dtype=np.int64), y
+        self.classes_, y_codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            warnings.warn(f"y has a single class ({self.classes_[0]!r}): H(Y) = 0, so every "
+                          "atom and information is 0.", UserWarning, stacklevel=3)
+        return y_codes.ravel().astype(np.int64), None
+
+    def _pid_function(self, zt, zs, y_codes, continuous_y, n_classes, extra_class=0):
+        """``fn(rows, y_rows) -> PIDResult`` on transformed blocks (see estimate_pid)."""
+        if self.measure == "gaussian":
+            ymat = _target_matrix(y_codes, n_classes + extra_class, continuous_y)
+            return partial(_gaussian_rows_pid, zt, zs, ymat, "broja", float(self.base))
+        t, s = _as_codes(zt), _as_codes(zs)
+        shape = (max(_n_codes(self.teacher_transformer_, t), int(t.max()) + 1),
+                 max(_n_codes(self.student_transformer_, s), int(s.max()) + 1),
+                 max(n_classes + extra_class, 1))
+        return partial(codes_pid, t, s, y_codes, shape, self.measure, float(self.base))
+
+    # -- using the fit ---------------------------------------------------------------------
+    def transform(self, X):
+        """The y-free, row-wise view of ``X`` the PID was computed on.
+
+        Discrete measures: the code of the teacher block and of the student block
+        (``n_samples x 2`` integers).  ``measure="gaussian"``: the principal components of
+        each block (teacher's first).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2) or (n_samples, n_components_t + n_components_s)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        zt, zs = self._transform_blocks(X)
+        if self.measure == "gaussian":
+            return np.hstack([zt, zs])
+        return np.column_stack([_as_codes(zt), _as_codes(zs)])
+
+    def _transform_blocks(self, X):
+        return (np.asarray(self.teacher_transformer_.transform(
+                    _columns(X, self.teacher_columns_))),
+                np.asarray(self.student_transformer_.transform(
+                    _columns(X, self.student_columns_))))
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the columns of :meth:`transform`.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None
+            Only checked against ``feature_names_in_``.
+
+        Returns
+        -------
+        ndarray of str objects
+            ``["teacher_code", "student_code"]``, or ``teacher_pc0, ..., student_pc0, ...``
+            for the Gaussian measure.
+        """
+        check_is_fitted(self)
+        # Only validates input_features (with scikit-learn's messages): the output
+        # names do not depend on the input names.
+        _check_feature_names_in(self, input_features)
+        if self.measure != "gaussian":
+            return np.asarray(["teacher_code", "student_code"], dtype=object)
+        names = []
+        for block, transformer in (("teacher", self.teacher_transformer_),
+                                   ("student", self.student_transformer_)):
+            pca = transformer.steps[-1][1] if hasattr(transformer, "steps") else transformer
+            names += [f"{block}_pc{i}" for i in range(pca.n_components_)]
+        return np.asarray(names, dtype=object)
+
+    def score(self, X, y):
+        """The ``scoring`` quantity of ``(X, y)`` with the fitted discretizers.
+
+        Out of sample: the discretizers (and Gaussian projections) are not refitted.
+        Labels not seen in fit form one extra class.  The bias correction of the fit is
+        applied; no bootstrap.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        X, y = validate_data(self, X, y, reset=False, dtype=[np.float64, np.float32],
+                             ensure_min_samples=2)
+        zt, zs = self._transform_blocks(X)
+        continuous_y, n_classes, extra = None, 0, 0
+        if self.classes_ is None:
+            continuous_y = np.asarray(y, dtype=np.float64)
+            y_codes = np.zeros(len(y), dtype=np.int64)
+        else:
+            n_classes = len(self.classes_)
+            y_codes = _encode_known(y, self.classes_)
+            extra = int(np.any(y_codes == n_classes))
+        fn = self._pid_function(zt, zs, y_codes, continuous_y, n_classes, extra)
+        result = estimate_pid(fn, X.shape[0], bias_correction=self.bias_correction,
+                              n_permutations=self.n_permutations, n_jobs=self.n_jobs,
+                              random_state=self.random_state)
+        name = self.scoring.removeprefix("neg_")
+        value = float(getattr(result, name))
+        return -value if self.scoring.startswith("neg_") else value
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        # transform returns integer codes, whatever the input dtype.
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+def _encode_known(y, classes) -> np.ndarray:
+    """Codes of y in ``classes``; unseen labels get ``len(classes)``."""
+    y = np.asarray(y)
+    try:
+        pos = np.searchsorted(classes, y)
+    except TypeError:
+        raise ValueError("y holds labels of a different type than the classes seen in "
+                         "fit.") from None
+    pos = np.minimum(pos, len(classes) - 1)
+    return np.where(classes[pos] == y, pos, len(classes)).astype(np.int64)
+
+
+def _select(spec, X_in, n_features, names, param):
+    """Column indices chosen by ``spec`` (see PIDEstimator), or None for None."""
+    if callable(spec):
+        spec = spec(X_in)
+    if spec is None:
+        return None
+    if isinstance(spec, slice):
+        return np.arange(n_features)[spec]
+    arr = np.atleast_1d(np.asarray(spec))
+    if arr.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if arr.dtype == bool:
+        if arr.shape != (n_features,):
+            raise ValueError(f"{param} as a boolean mask must have length n_features="
+                             f"{n_features}; got shape {arr.shape}.")
+        return np.flatnonzero(arr)
+    if arr.dtype.kind in "iu":
+        if arr.size and (arr.max() >= n_features or arr.min() < -n_features):
+            raise ValueError(f"{param} holds column indices out of range for "
+                             f"n_features={n_features}: {arr.tolist()[:10]}.")
+        return np.unique(arr % n_features)
+    if arr.dtype.kind in "OUS":
+        if names is None:
+            raise ValueError(f"{param} selects columns by name, but X has no feature "
+                             "names (pass a pandas DataFrame).")
+        lookup = {name: i for i, name in enumerate(names)}
+        missing = [c for c in arr.tolist() if c not in lookup]
+        if missing:
+            raise ValueError(f"{param} names columns not in X: {missing[:10]}.")
+        return np.unique([lookup[c] for c in arr.tolist()])
+    raise TypeError(f"{param} must be None, an int, a slice, a boolean mask, column indices "
+                    f"or names, or a callable; got {type(spec).__name__}.")
+
+
+def _check_block(X, name):
+    """A 2-D float array from a representation of any trailing shape."""
+    if hasattr(X, "tocsr"):
+        raise TypeError(f"{name} is a sparse matrix; pass a dense array (.toarray()).")
+    X = np.asarray(flatten_samples(X))
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers; got dtype {X.dtype}.")
+    if X.ndim < 2:
+        raise ValueError(f"{name} must have shape (n_samples, ...) with at least one "
+                         f"feature per sample; got shape {X.shape}.")
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinity; remove or impute those samples.")
+    return X
+
+
+def score_representations(teacher, student, y, *, n_clusters: int = 10,
+                          n_components: int = 5, measure: str = "broja",
+                          random_state=None, discretizer="kmeans", normalize: bool = True,
+                          base: float = 2, bias_correction=None, n_permutations: int = 20,
+                          n_bootstrap: int = 0, confidence: float = 0.95, n_jobs=None,
+                          verbose: int = 0) -> PIDEstimate:
+    """PID of y into a teacher and a student representation, each of any shape.
+
+    A functional shortcut for :class:`PIDEstimator` on two separate arrays: each is
+    flattened to ``(n_samples, -1)``, discretized on its own (paper pipeline by default)
+    and the PID of the plug-in joint is returned.
+
+    Parameters
+    ----------
+    teacher, student : array-like of shape (n_samples, ...)
+        Activations, e.g. ``(N, D)`` or ``(N, C, H, W)``; torch tensors work after
+        ``.detach().cpu().numpy()``.
+    y : array-like of shape (n_samples,)
+        Class labels.
+    n_clusters, n_components, measure, random_state, discretizer, normalize, base, \
+bias_correction, n_permutations, n_bootstrap, confidence, n_jobs, verbose
+        As in :class:`PIDEstimator`.
+
+    Returns
+    -------
+    PIDEstimate
+        A :class:`PIDResult` with ``ci`` (bootstrap intervals, if ``n_bootstrap > 0``),
+        ``bias`` and ``n_samples``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skpid import score_representations
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, size=400)
+    >>> teacher = (2 * y - 1)[:, None, None] + 0.1 * rng.normal(size=(400, 4, 4))
+    >>> r = score_representations(teacher, teacher.copy(), y, n_clusters=2,
+    ...                           random_state=0)
+    >>> round(r.redundancy / r.entropy_y, 3), round(r.unique_teacher, 3)  # all of H(Y)
+    (1.0, 0.0)
+    """
+    T = _check_block(teacher, "teacher")
+    S = _check_block(student, "student")
+    y_arr = np.asarray(y)
+    if y_arr.ndim != 1:
+        raise ValueError(f"y must be 1-D (one label per sample); got shape {y_arr.shape}.")
+    lengths = {"teacher": len(T), "student": len(S), "y": len(y_arr)}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"teacher, student and y must have the same number of samples; "
+                         f"got {lengths}.")
+    est = PIDEstimator(teacher_columns=slice(0, T.shape[1]),
+                       student_columns=slice(T.shape[1], T.shape[1] + S.shape[1]),
+                       measure=measure, discretizer=discretizer, n_clusters=n_clusters,
+                       n_components=n_components, normalize=normalize, base=base,
+                       bias_correction=bias_correction, n_permutations=n_permutations,
+                       n_bootstrap=n_bootstrap, confidence=confidence, n_jobs=n_jobs,
+                       verbose=verbose, random_state=random_state)
+    dtype = np.result_type(T.dtype, S.dtype, np.float32)
+    return est.fit(np.hstack([T.astype(dtype, copy=False), S.astype(dtype, copy=False)]),
+                   y_arr).result_
+
+
+def score_layers(pairs, y, *, n_jobs=None, **kwargs):
+    """:func:`score_representations` of several (teacher layer, student layer) pairs.
+
+    Parameters
+    ----------
+    pairs : dict of name -> (teacher, student), or sequence of (teacher, student)
+        Activations of matched layers.
+    y : array-like of shape (n_samples,)
+    n_jobs : int or None, default=None
+        Pairs scored in parallel (joblib); each pair runs single-threaded.
+    **kwargs
+        Passed to :func:`score_representations` (``random_state`` is used for every
+        pair, so pairs are scored with the same seeds).
+
+    Returns
+    -------
+    dict of name -> PIDEstimate, or list of PIDEstimate
+        Same container type as ``pairs``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skpid import score_layers
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, size=300)
+    >>> good, noise = (2 * y - 1)[:, None] + 0.1 * rng.normal(size=(300, 3)), rng.normal(size=(300, 3))
+    >>> out = score_layers({"fc": (good, good), "noise": (good, noise)}, y,
+    ...                    n_clusters=2, random_state=0)
+    >>> out["fc"].redundancy > 0.9 > out["noise"].redundancy
+    True
+    """
+    named = isinstance(pairs, dict)
+    items = list(pairs.items()) if named else list(enumerate(pairs))
+    for key, pair in items:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"pairs[{key!r}] must be a (teacher, student) pair; got "
+                             f"{type(pair).__name__}.")
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(score_representations)(t, s, y, n_jobs=1, **kwargs) for _, (t, s) in items)
+    return dict(zip((k for k, _ in items), results)) if named else results

@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+
+from skpid import KMeansDiscretizer, PassthroughDiscretizer, QuantileDiscretizer
+
+
+def blobs(n=300, k=3, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(k, size=n)
+    centers = 5 * rng.normal(size=(k, d))
+    return centers[labels] + 0.1 * rng.normal(size=(n, d)), labels
+
+
+def same_partition(a, b):
+    """Two codings define the same partition (codes may be permuted)."""
+    pairs = set(zip(a.tolist(), b.tolist()))
+    return len(pairs) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+def test_kmeans_recovers_separated_clusters():
+    X, labels = blobs()
+    codes = KMeansDiscretizer(n_clusters=3, random_state=0).fit_transform(X)
+    assert codes.shape == (300, 1) and codes.dtype == np.int64
+    assert same_partition(codes.ravel(), labels)
+
+
+def test_trailing_dimensions_are_flattened():
+    rng = np.random.default_rng(1)
+    X4 = rng.normal(size=(80, 2, 3, 3))
+    for disc in (KMeansDiscretizer(n_clusters=4, random_state=0), QuantileDiscretizer(),
+                 PassthroughDiscretizer()):
+        a = disc.fit(X4).transform(X4)
+        b = type(disc)(**disc.get_params()).fit(X4.reshape(80, -1)).transform(
+            X4.reshape(80, -1))
+        np.testing.assert_array_equal(a, b)
+        assert disc.n_features_in_ == 18
+
+
+def test_kmeans_is_seeded():
+    X = np.random.default_rng(2).normal(size=(200, 10))
+    a = KMeansDiscretizer(random_state=3).fit_transform(X)
+    b = KMeansDiscretizer(random_state=3).fit_transform(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_kmeans_normalizes_rows():
+    X, _ = blobs()
+    # Row scaling is invisible after L2 normalisation ...
+    scaled = X * np.random.default_rng(3).uniform(0.1, 10, size=(len(X), 1))
+    d = KMeansDiscretizer(n_clusters=3, random_state=0).fit(X)
+    np.testing.assert_array_equal(d.transform(X), d.transform(scaled))
+    # ... but not without it.
+    raw = KMeansDiscretizer(n_clusters=3, normalize=False, random_state=0).fit(X)
+    assert not np.array_equal(raw.transform(X), raw.transform(scaled))
+
+
+def test_more_clusters_than_distinct_rows_warns_and_reduces():
+    X = np.repeat(np.eye(3), 10, axis=0)
+    with pytest.warns(UserWarning, match="only 3 distinct rows; using n_clusters=3"):
+        d = KMeansDiscretizer(n_clusters=10, random_state=0).fit(X)
+    assert d.n_clusters_ == d.n_codes_ == 3
+    assert len(np.unique(d.transform(X))) == 3
+
+
+@pytest.mark.parametrize("disc", [KMeansDiscretizer(), QuantileDiscretizer(),
+                                  PassthroughDiscretizer()], ids=lambda d: type(d).__name__)
+def test_constant_input_warns(disc):
+    with pytest.warns(UserWarning, match="X is constant"):
+        disc.fit(np.ones((20, 4)))
+    assert np.all(disc.transform(np.ones((5, 4))) == 0)
+
+
+def test_n_components_reduced_to_rank_bound():
+    d = KMeansDiscretizer(n_clusters=2, n_components=5, random_state=0).fit(
+        np.random.default_rng(0).normal(size=(30, 3)))
+    assert d.n_components_ == 3
+
+
+def test_quantile_bins_are_equal_frequency_and_combine():
+    X = np.random.default_rng(4).normal(size=(1200, 5))
+    d = QuantileDiscretizer(n_bins=3, n_components=2).fit(X)
+    codes = d.transform(X).ravel()
+    assert d.n_codes_ == 9 and set(codes.tolist()) <= set(range(9))
+    z = d._project(X)
+    # Each component's bin is equal-frequency; the code is row-major over the two.
+    np.testing.assert_array_equal(np.bincount(codes // 3), [400, 400, 400])
+    np.testing.assert_array_equal(np.bincount(codes % 3), [400, 400, 400])
+    assert np.all(np.diff([z[codes // 3 == b, 0].mean() for b in range(3)]) > 0)
+
+
+def test_passthrough_codes_and_unseen_rows():
+    d = PassthroughDiscretizer().fit(np.array([[2, 0], [1, 5], [2, 0], [-0.0, 1]]))
+    assert d.n_codes_ == 4
+    out = d.transform(np.array([[0.0, 1], [1, 5], [2, 0], [9, 9]])).ravel()
+    np.testing.assert_array_equal(out, [0, 1, 2, 3])  # unseen row -> n_codes_ - 1
+
+
+@pytest.mark.parametrize("params, error, match", [
+    ({"n_clusters": 0}, ValueError, "n_clusters must be an int >= 1"),
+    ({"n_clusters": 2.5}, TypeError, "n_clusters must be an int"),
+    ({"n_components": 0}, ValueError, "n_components must be an int >= 1"),
+])
+def test_kmeans_bad_params(params, error, match):
+    with pytest.raises(error, match=match):
+        KMeansDiscretizer(**params).fit(np.random.default_rng(0).normal(size=(20, 3)))
+
+
+def test_quantile_needs_two_bins():
+    with pytest.raises(ValueError, match="n_bins must be an int >= 2"):
+        QuantileDiscretizer(n_bins=1).fit(np.ones((5, 2)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_input_is_rejected(bad):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    X[3, 1] = bad
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        KMeansDiscretizer().fit(X)
+
+
+def test_sparse_input_is_rejected():
+    sp = pytest.importorskip("scipy.sparse")
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        KMeansDiscretizer().fit(sp.random(20, 5, density=0.5, format="csr"))
+
+
+@pytest.mark.parametrize("shape", [(400, 30), (30, 400), (60, 2100)],
+                         ids=["tall", "wide", "randomized"])
+def test_projection_matches_sklearn_pca(shape):
+    from sklearn.decomposition import PCA
+
+    from skpid._discretize import fit_projection
+    rng = np.random.default_rng(0)
+    # A clear spectrum: the leading axes are well defined.
+    X = rng.normal(size=shape) * np.linspace(3, 0.1, shape[1])
+    mean, axes = fit_projection(X, 4, random_state=0)
+    pca = PCA(4, svd_solver="full").fit(X)
+    np.testing.assert_allclose(mean, pca.mean_)
+    # Same axes up to sign.
+    np.testing.assert_allclose(np.abs(axes @ pca.components_.T), np.eye(4), atol=1e-6)
