@@ -9,8 +9,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KMeansDiscretizer",
+    "PIDDistiller",
     "PIDEstimate",
     "PIDEstimator",
+    "PIDMonitor",
     "PIDResult",
     "PassthroughDiscretizer",
     "QuantileDiscretizer",
@@ -21,3 +23,12 @@ __all__ = [
     "score_layers",
     "score_representations",
 ]
+
+
+def __getattr__(name):
+    # The distillation half needs torch and skorch: import it on first use so that
+    # ``import skpid`` (the PID core and estimators) stays light.
+    if name in ("PIDDistiller", "PIDMonitor"):
+        from . import distill
+        return getattr(distill, name)
+    raise AttributeError(f"module 'skpid' has no attribute {name!r}")

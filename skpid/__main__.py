@@ -11,14 +11,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m skpid", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="print the PID of canonical gates and of a "
-                                            "sampled teacher/student pair")
+                                            "sampled teacher/student pair, then distill "
+                                            "a digits CNN with none/KD/VID/RID")
     demo.add_argument("--seed", type=int, default=0, help="random seed of the sample")
+    demo.add_argument("--no-distill", action="store_true",
+                      help="skip the knowledge-distillation part (digits, about 30 s)")
     add_score_command(commands)
     args = parser.parse_args(argv)
     if args.command == "score":
         return args.handler(args)
     if args.command == "demo":
         run_demo(seed=args.seed)
+        if not args.no_distill:
+            from ._distill_demo import run_distill_demo
+            run_distill_demo(seed=args.seed)
     return 0
 
 

@@ -1,0 +1,13 @@
+"""Knowledge distillation with PID: the distiller, its criteria and callbacks."""
+
+from ._callbacks import PIDMonitor, plot_pid_history
+from ._distiller import PIDDistiller, softmax_rows
+from ._losses import (METHODS, DistillationLoss, FitNetLoss, KDLoss, NoDistillation,
+                      RIDLoss, TEDLoss, VIDLoss, fitnet_loss, kd_loss, rid_distance,
+                      rid_phase, variance_penalty, vid_loss)
+from ._teacher import FrozenTeacher
+
+__all__ = ["METHODS", "DistillationLoss", "FitNetLoss", "FrozenTeacher", "KDLoss",
+           "NoDistillation", "PIDDistiller", "PIDMonitor", "RIDLoss", "TEDLoss", "VIDLoss",
+           "fitnet_loss", "kd_loss", "plot_pid_history", "rid_distance", "rid_phase",
+           "softmax_rows", "variance_penalty", "vid_loss"]

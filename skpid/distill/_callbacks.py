@@ -1,0 +1,165 @@
+"""PIDMonitor: the PID between teacher and student representations during training."""
+
+from __future__ import annotations
+
+import numpy as np
+from skorch.callbacks import Callback
+
+from .._estimator import score_representations
+
+_QUANTITIES = ("redundancy", "unique_teacher", "unique_student", "synergy", "mi_teacher",
+               "mi_student")
+
+
+class PIDMonitor(Callback):
+    """Every ``every`` epochs, record the PID of the labels into a teacher and a student
+    representation, measured on the validation split with
+    :func:`skpid.score_representations` (the paper's normalise → PCA → KMeans pipeline,
+    then the exact BROJA PID; seeded).
+
+    Recorded in ``net.history`` as ``{prefix}_redundancy``, ``{prefix}_unique_teacher``,
+    ``{prefix}_unique_student``, ``{prefix}_synergy``, ``{prefix}_mi_teacher`` and
+    ``{prefix}_mi_student`` (bits), only on measured epochs; ``net.history[:,
+    "valid_redundancy"]`` lists them.
+
+    Parameters
+    ----------
+    every : int, default=1
+        Measure every ``every`` epochs (and always after the last epoch of a fit).
+    pair : int, default=0
+        Which (teacher layer, student layer) pair of the distiller to measure.
+    X, y : array-like or None, default=None
+        Data to measure on; ``None`` uses the net's validation split (skorch's
+        ``train_split``). Test data should not be used here: it would leak into
+        decisions such as early stopping.
+    max_samples : int or None, default=2000
+        Use at most this many samples (the first ones) per measurement.
+    n_clusters, n_components, measure, random_state
+        Passed to :func:`~skpid.score_representations` (``random_state`` defaults to 0
+        so that measurements are repeatable).
+    prefix : str, default="valid"
+        Prefix of the history keys.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from torch import nn
+    >>> from skpid import PIDDistiller, PIDMonitor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 4)).astype("float32"); y = (X[:, 0] > 0).astype("int64")
+    >>> net = PIDDistiller(nn.Sequential(nn.Linear(4, 2)), nn.Sequential(nn.Linear(4, 2)),
+    ...                    method="kd", max_epochs=2, verbose=0,
+    ...                    callbacks=[PIDMonitor(n_clusters=2)]).fit(X, y)
+    >>> len(net.history[:, "valid_redundancy"])
+    2
+    """
+
+    def __init__(self, every: int = 1, pair: int = 0, X=None, y=None,
+                 max_samples: int | None = 2000, n_clusters: int = 10,
+                 n_components: int = 5, measure: str = "broja", random_state=0,
+                 prefix: str = "valid"):
+        self.every = every
+        self.pair = pair
+        self.X = X
+        self.y = y
+        self.max_samples = max_samples
+        self.n_clusters = n_clusters
+        self.n_components = n_components
+        self.measure = measure
+        self.random_state = random_state
+        self.prefix = prefix
+
+    def initialize(self):
+        if not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"every must be an integer >= 1; got {self.every!r}.")
+        if (self.X is None) != (self.y is None):
+            raise ValueError("X and y must be given together (or both None).")
+        return self
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        epoch = len(net.history)
+        last = epoch == getattr(net, "max_epochs", epoch)
+        if epoch % self.every and not last:
+            return
+        if self.X is not None:
+            X, y = self.X, net._encode(self.y)
+        elif dataset_valid is not None:
+            X, y = dataset_valid, _dataset_targets(dataset_valid)
+        else:
+            return  # no validation split and no data given: nothing to measure on
+        if self.max_samples is not None and len(y) > self.max_samples:
+            X = _head(X, self.max_samples)
+            y = y[:self.max_samples]
+        t, s = net.representations(X, pair=self.pair)
+        result = score_representations(t, s, y, n_clusters=self.n_clusters,
+                                       n_components=self.n_components,
+                                       measure=self.measure, random_state=self.random_state)
+        for name in _QUANTITIES:
+            net.history.record(f"{self.prefix}_{name}", float(getattr(result, name)))
+
+
+def _dataset_targets(dataset) -> np.ndarray:
+    from skorch.dataset import Dataset
+    from torch.utils.data import Subset
+    if isinstance(dataset, Subset):
+        return _dataset_targets(dataset.dataset)[np.asarray(dataset.indices)]
+    if isinstance(dataset, Dataset) and dataset.y is not None:
+        return np.asarray(dataset.y)
+    return np.asarray([dataset[i][1] for i in range(len(dataset))])
+
+
+def _head(X, n):
+    from torch.utils.data import Dataset as TorchDataset, Subset
+    if isinstance(X, TorchDataset):
+        return Subset(X, range(n))
+    return X[:n]
+
+
+def plot_pid_history(history, prefix: str = "valid", ax=None):
+    """Plot Red, UniT, UniS, Syn (bits, left axis) and accuracy (right axis) over epochs.
+
+    Parameters
+    ----------
+    history : skorch History or a fitted net
+        With the columns recorded by :class:`PIDMonitor`.
+    prefix : str, default="valid"
+        The monitor's prefix; accuracy is read from ``{prefix}_acc`` where present.
+    ax : matplotlib Axes or None
+        Where to draw; a new figure if None.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Raises
+    ------
+    ImportError
+        If matplotlib (the optional ``plot`` extra) is not installed.
+    """
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # optional extra
+        raise ImportError("plot_pid_history needs matplotlib: pip install "
+                          "'skpid[plot]' (or matplotlib).") from exc
+    history = getattr(history, "history", history)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    labels = {"redundancy": "Red", "unique_teacher": "UniT", "unique_student": "UniS",
+              "synergy": "Syn"}
+    for name, label in labels.items():
+        key = f"{prefix}_{name}"
+        rows = [(row["epoch"], row[key]) for row in history if key in row]
+        if rows:
+            ax.plot(*zip(*rows), marker="o", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("bits")
+    acc_key = f"{prefix}_acc"
+    acc = [(row["epoch"], row[acc_key]) for row in history if acc_key in row]
+    handles, names = ax.get_legend_handles_labels()
+    if acc:
+        ax2 = ax.twinx()
+        (line,) = ax2.plot(*zip(*acc), color="black", linestyle="--", label="accuracy")
+        ax2.set_ylabel("accuracy")
+        handles, names = handles + [line], names + ["accuracy"]
+    ax.legend(handles, names, loc="best", fontsize="small")
+    return ax

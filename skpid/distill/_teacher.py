@@ -1,0 +1,179 @@
+"""The frozen teacher: one interface over torch modules, fitted skorch nets and fitted
+scikit-learn classifiers.
+
+A teacher is never trained here: it is in no optimizer, always in eval mode (BatchNorm
+statistics and dropout untouched) and run under ``torch.no_grad``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ._hooks import capture, resolve_layers
+
+# Probabilities are clipped before the log so that a teacher that is certain (a forest
+# voting unanimously) still gives finite logits.
+_PROBA_FLOOR = 1e-6
+
+
+def _is_skorch_net(obj) -> bool:
+    try:
+        from skorch import NeuralNet
+    except ImportError:  # pragma: no cover - skorch is a dependency
+        return False
+    return isinstance(obj, NeuralNet)
+
+
+class FrozenTeacher:
+    """A teacher that maps a batch to (logits, [representations at the chosen layers]).
+
+    Parameters
+    ----------
+    teacher : nn.Module, fitted skorch net or fitted scikit-learn classifier
+        The teacher, used as is (not copied): a torch module is put in eval mode and
+        moved to ``device`` in place.
+    layers : sequence of str or None
+        Module paths of the representations to return; ``None`` is the logits. Only
+        ``None`` is allowed for a scikit-learn teacher.
+    device : str or torch.device
+        Where the torch teacher runs.
+    cache : bool, default=False
+        Remember the outputs for each distinct input row (keyed by its bytes), so that a
+        fixed training set is run through the teacher once. Do not use with random data
+        augmentation: every augmented sample would be a new cache entry.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> t = FrozenTeacher(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)),
+    ...                   layers=["1"], device="cpu")
+    >>> logits, (hidden,) = t(torch.zeros(2, 4))
+    >>> logits.shape, hidden.shape, t.classes
+    (torch.Size([2, 3]), torch.Size([2, 8]), None)
+    """
+
+    def __init__(self, teacher, layers: Sequence[str | None] = (), device="cpu",
+                 cache: bool = False):
+        self.layers = list(layers)
+        self.device = device
+        self.cache = cache
+        self._cache: dict = {}
+        self.classes = None
+        self.module = None
+        self.estimator = None
+        self._log_output = False
+        if isinstance(teacher, nn.Module):
+            self.module = teacher
+        elif _is_skorch_net(teacher):
+            if not getattr(teacher, "initialized_", False):
+                raise ValueError("teacher: the skorch net is not initialized; fit it "
+                                 "(or call .initialize()) before distilling from it.")
+            self.module = teacher.module_
+            self.classes = _classes_or_none(teacher)
+            # Nets trained with NLLLoss output probabilities: their log is a logit vector.
+            self._log_output = isinstance(teacher.criterion_, nn.NLLLoss)
+        elif hasattr(teacher, "predict_proba") or hasattr(teacher, "decision_function"):
+            try:
+                check_is_fitted(teacher)
+            except (NotFittedError, TypeError) as exc:
+                raise ValueError(f"teacher: {type(teacher).__name__} is not fitted; fit "
+                                 "it before distilling from it.") from exc
+            self.estimator = teacher
+            self.classes = _classes_or_none(teacher)
+            paths = [p for p in self.layers if p is not None]
+            if paths:
+                raise ValueError(
+                    f"teacher_layers: a scikit-learn teacher ({type(teacher).__name__}) "
+                    f"exposes only its outputs; use teacher_layers=None, got {paths}.")
+        else:
+            raise TypeError(
+                "teacher must be a torch nn.Module, a fitted skorch net or a fitted "
+                "scikit-learn classifier (with predict_proba or decision_function); got "
+                f"{type(teacher).__name__}.")
+        if self.module is not None:
+            self._layer_modules = resolve_layers(self.module, self.layers, "teacher_layers")
+            self.module.to(device)
+            self.module.eval()
+
+    @property
+    def is_torch(self) -> bool:
+        return self.module is not None
+
+    def parameters(self):
+        """The teacher's torch parameters (empty for a scikit-learn teacher)."""
+        return [] if self.module is None else list(self.module.parameters())
+
+    def __call__(self, X):
+        """Return ``(logits, [representation per layer])`` for one batch, without grad."""
+        if not self.cache:
+            return self._forward(X)
+        keys = [row.tobytes() for row in _to_numpy(X)]
+        if not all(key in self._cache for key in keys):
+            logits, feats = self._forward(X)
+            for i, key in enumerate(keys):
+                self._cache[key] = (logits[i], [f[i] for f in feats])
+        rows = [self._cache[key] for key in keys]
+        logits = torch.stack([r[0] for r in rows])
+        feats = [torch.stack([r[1][k] for r in rows]) for k in range(len(self.layers))]
+        return logits, feats
+
+    @torch.no_grad()
+    def _forward(self, X):
+        if self.module is None:
+            logits = self._sklearn_logits(X)
+            return logits, [logits for _ in self.layers]
+        if self.module.training:
+            # Someone (a user, or a framework iterating over modules) flipped it back.
+            self.module.eval()
+        X = _to_device(X, self.device)
+        with capture(self._layer_modules) as slots:
+            out = self.module(X)
+        while isinstance(out, (tuple, list)):
+            out = out[0]
+        if self._log_output:
+            out = torch.log(out.clamp_min(_PROBA_FLOOR))
+        feats = [out if s is None else s for s in slots]
+        return out, feats
+
+    def _sklearn_logits(self, X):
+        Xn = _to_numpy(X).reshape(len(X), -1)
+        if hasattr(self.estimator, "predict_proba"):
+            z = np.log(np.clip(self.estimator.predict_proba(Xn), _PROBA_FLOOR, None))
+        else:
+            z = np.asarray(self.estimator.decision_function(Xn), dtype=float)
+            if z.ndim == 1:  # binary: a single margin for the positive class
+                z = np.stack([-z / 2, z / 2], axis=1)
+        return torch.as_tensor(z, dtype=torch.float32, device=self.device)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = {}  # the cache is a run-time convenience, not model state
+        return state
+
+
+def _classes_or_none(estimator):
+    try:
+        return np.asarray(estimator.classes_)
+    except AttributeError:
+        return None
+
+
+def _to_numpy(X) -> np.ndarray:
+    if isinstance(X, torch.Tensor):
+        return X.detach().cpu().numpy()
+    return np.asarray(X)
+
+
+def _to_device(X, device):
+    if isinstance(X, torch.Tensor):
+        return X.to(device)
+    if isinstance(X, dict):
+        return {k: _to_device(v, device) for k, v in X.items()}
+    return torch.as_tensor(np.asarray(X), device=device)

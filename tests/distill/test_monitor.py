@@ -1,0 +1,56 @@
+"""PIDMonitor and its plot helper."""
+
+import numpy as np
+import pytest
+from skorch.dataset import ValidSplit
+
+from skpid import PIDDistiller, PIDMonitor, score_representations
+from skpid.distill import plot_pid_history
+from skpid.distill.models import MLP
+
+
+def fit_monitored(teacher, digits, monitor, **kw):
+    X, y = digits
+    return PIDDistiller(MLP, teacher, method="vid", module__hidden=8,
+                        teacher_layers=["body"], student_layers=["body"], max_epochs=3,
+                        batch_size=32, lr=0.05, verbose=0, callbacks=[monitor],
+                        train_split=ValidSplit(3, stratified=True),
+                        iterator_train__drop_last=True, **kw).fit(X, y)
+
+
+def test_records_atoms_on_the_chosen_epochs(digits, teacher_mlp):
+    net = fit_monitored(teacher_mlp, digits, PIDMonitor(every=2, n_clusters=4))
+    measured = [row["epoch"] for row in net.history if "valid_redundancy" in row]
+    assert measured == [2, 3]  # every second epoch, and the last one
+    for name in ("redundancy", "unique_teacher", "unique_student", "synergy"):
+        values = np.array(net.history[:, f"valid_{name}"])
+        assert np.all(values >= -1e-9) and np.all(np.isfinite(values))
+    row = net.history[-1]
+    assert row["valid_mi_teacher"] == pytest.approx(
+        row["valid_redundancy"] + row["valid_unique_teacher"], abs=1e-6)
+
+
+def test_measures_the_validation_representations(digits, teacher_mlp):
+    X, y = digits
+    net = fit_monitored(teacher_mlp, digits, PIDMonitor(n_clusters=4, X=X[:100],
+                                                        y=y[:100], prefix="probe"))
+    t, s = net.representations(X[:100])
+    assert t.shape == (100, 32) and s.shape == (100, 8)
+    expected = score_representations(t, s, y[:100], n_clusters=4, random_state=0)
+    assert net.history[-1, "probe_redundancy"] == pytest.approx(expected.redundancy)
+
+
+def test_bad_monitor_settings(digits, teacher_mlp):
+    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+        fit_monitored(teacher_mlp, digits, PIDMonitor(every=0))
+    with pytest.raises(ValueError, match="X and y must be given together"):
+        fit_monitored(teacher_mlp, digits, PIDMonitor(X=digits[0]))
+
+
+def test_plot_helper(digits, teacher_mlp):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    net = fit_monitored(teacher_mlp, digits, PIDMonitor(n_clusters=4))
+    ax = plot_pid_history(net)
+    assert [line.get_label() for line in ax.get_lines()] == ["Red", "UniT", "UniS", "Syn"]
