@@ -173,8 +173,8 @@ class KMeansDiscretizer(_BaseDiscretizer):
 
     Attributes
     ----------
-    mean_ : ndarray of shape (n_features_in_,)
-    components_ : ndarray of shape (n_components_, n_features_in_)
+    mean_ : ndarray of shape (`n_features_in_`,)
+    components_ : ndarray of shape (`n_components_`, `n_features_in_`)
         The principal axes (of the normalised rows), largest variance first.
     kmeans_ : KMeans
         The fitted clustering.
@@ -186,7 +186,7 @@ class KMeansDiscretizer(_BaseDiscretizer):
         Number of codes ``transform`` can return (``n_clusters_``).
     n_features_in_ : int
         Number of (flattened) features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when ``X`` has string feature names.
 
     Examples
@@ -302,8 +302,8 @@ class QuantileDiscretizer(_BaseDiscretizer):
 
     Attributes
     ----------
-    mean_ : ndarray of shape (n_features_in_,)
-    components_ : ndarray of shape (n_components_, n_features_in_)
+    mean_ : ndarray of shape (`n_features_in_`,)
+    components_ : ndarray of shape (`n_components_`, `n_features_in_`)
         The principal axes, largest variance first.
     bin_edges_ : list of ndarray
         Interior bin edges of every component.
@@ -311,7 +311,7 @@ class QuantileDiscretizer(_BaseDiscretizer):
     n_codes_ : int
         Number of codes ``transform`` can return.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
 
     Examples
     --------
@@ -391,7 +391,7 @@ class PassthroughDiscretizer(_BaseDiscretizer):
     n_codes_ : int
         ``len(categories_) + 1`` (the last code is "unseen").
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
 
     Examples
     --------
