@@ -82,7 +82,6 @@ sphinx_gallery_conf = {
     "within_subsection_order": "FileNameSortKey",
     "doc_module": ("skpid",),
     "backreferences_dir": "gen_modules/backreferences",
-    "reference_url": {"skpid": None},
     "remove_config_comments": True,
 }
 

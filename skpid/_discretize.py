@@ -386,7 +386,7 @@ class PassthroughDiscretizer(_BaseDiscretizer):
 
     Attributes
     ----------
-    categories_ : ndarray of shape (n_distinct_rows, n_features_in_)
+    categories_ : ndarray of shape (`n_distinct_rows`, `n_features_in_`)
         The distinct rows seen in fit, sorted; row ``i`` gets code ``i``.
     n_codes_ : int
         ``len(categories_) + 1`` (the last code is "unseen").
