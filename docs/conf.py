@@ -48,7 +48,7 @@ numpydoc_attributes_as_param_list = True
 # Checks of the public docstrings that must hold (see CONTRIBUTING.md): every public
 # object has a docstring (GL08), sections are known and in order (GL06, GL07), the
 # summary ends with a period (SS03) and parameters are documented by name (PR01, PR02).
-numpydoc_validation_checks = {"GL06", "GL07", "GL08"}
+numpydoc_validation_checks = {"GL06", "GL07", "GL08", "PR01", "PR02", "SS03", "RT01"}
 numpydoc_validation_exclude = {
     r"\.__init__$", r"\.__repr__$", r"\.forward$", r"\.set_output$",
     r"\.set_fit_request$", r"\.set_score_request$", r"\.set_transform_request$",

@@ -104,7 +104,7 @@ ATOMS = {"redundancy": ("Red (transferred)", "tab:green"),
          "unique_teacher": ("Uni T (to distill)", "tab:blue"),
          "unique_student": ("Uni S", "tab:orange"),
          "synergy": ("Syn", "tab:purple")}
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
 for ax, (name, result) in zip(axes, scores.items()):
     bottom = np.zeros(len(LAYERS))
     for atom, (label, color) in ATOMS.items():
@@ -115,7 +115,7 @@ for ax, (name, result) in zip(axes, scores.items()):
     ax.set_title(name)
     ax.set_xlabel("layer pair (teacher, student)")
 axes[0].set_ylabel("bits")
-axes[1].legend(loc="lower right", fontsize="small")
+axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
 fig.suptitle("PID of the digit labels into teacher and student layers")
 fig.tight_layout()
 plt.show()
