@@ -8,7 +8,8 @@ logits on held-out data, and decompose the task information of each (teacher lay
 student layer) pair with :func:`skpid.score_layers`: how much of the teacher's task
 knowledge the student already holds (redundancy, "transferred knowledge") and how much
 it does not (the teacher's unique information, "knowledge to distill").  An untrained
-student is the reference: before training, almost everything is left to distill.
+student is the reference: before training, most of the teacher's task knowledge is left to
+distill.
 """
 # %%
 import os
