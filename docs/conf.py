@@ -12,6 +12,14 @@ import os
 import sys
 import warnings
 
+# The examples run in this process, on tiny models and data: one thread is about as fast
+# on an idle machine and avoids spin-waiting OpenMP/BLAS/torch threads on a busy one.
+# Measured on a 2-core machine with one other busy process: the digits CNN example took
+# 8 s with one torch thread and 90 s with two; the tabular example (scikit-learn's
+# HistGradientBoosting, OpenMP) 3 min with default threads.  Set before numpy, scikit-learn
+# and torch load their thread pools.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # Build against the working tree (CI installs the package too; the two are the same).
 sys.path.insert(0, os.path.abspath(".."))
 
@@ -86,14 +94,6 @@ sphinx_gallery_conf = {
     "backreferences_dir": "gen_modules/backreferences",
     "remove_config_comments": True,
 }
-
-# The examples run in this process.  Their networks are tiny: one intra-op thread is about
-# as fast on an idle machine and avoids torch's spin-waiting threads on a busy one
-# (measured on a 2-core machine with one other busy process: the digits CNN example took
-# 8 s with one thread and 90 s with two).
-import torch  # noqa: E402
-
-torch.set_num_threads(1)
 
 # Examples use the non-interactive backend; matplotlib's "cannot show" warning is noise.
 os.environ.setdefault("MPLBACKEND", "Agg")
