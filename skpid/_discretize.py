@@ -175,8 +175,8 @@ class KMeansDiscretizer(_BaseDiscretizer):
 
     Attributes
     ----------
-    mean_ : ndarray of shape (n_features_in_,)
-    components_ : ndarray of shape (n_components_, n_features_in_)
+    mean_ : ndarray of shape (`n_features_in_`,)
+    components_ : ndarray of shape (`n_components_`, `n_features_in_`)
         The principal axes (of the normalised rows), largest variance first.
     kmeans_ : KMeans
         The fitted clustering.
@@ -188,7 +188,7 @@ class KMeansDiscretizer(_BaseDiscretizer):
         Number of codes ``transform`` can return (``n_clusters_``).
     n_features_in_ : int
         Number of (flattened) features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when ``X`` has string feature names.
 
     Examples
@@ -304,8 +304,8 @@ class QuantileDiscretizer(_BaseDiscretizer):
 
     Attributes
     ----------
-    mean_ : ndarray of shape (n_features_in_,)
-    components_ : ndarray of shape (n_components_, n_features_in_)
+    mean_ : ndarray of shape (`n_features_in_`,)
+    components_ : ndarray of shape (`n_components_`, `n_features_in_`)
         The principal axes, largest variance first.
     bin_edges_ : list of ndarray
         Interior bin edges of every component.
@@ -313,7 +313,7 @@ class QuantileDiscretizer(_BaseDiscretizer):
     n_codes_ : int
         Number of codes ``transform`` can return.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
 
     Examples
     --------
@@ -388,12 +388,12 @@ class PassthroughDiscretizer(_BaseDiscretizer):
 
     Attributes
     ----------
-    categories_ : ndarray of shape (n_distinct_rows, n_features_in_)
+    categories_ : ndarray of shape (`n_distinct_rows`, `n_features_in_`)
         The distinct rows seen in fit, sorted; row ``i`` gets code ``i``.
     n_codes_ : int
         ``len(categories_) + 1`` (the last code is "unseen").
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
 
     Examples
     --------

@@ -215,7 +215,7 @@ boolean mask or callable, default=None
         The distinct labels seen in fit (None for a continuous y with
         ``measure="gaussian"``).
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when ``X`` has string feature names.
 
     See Also

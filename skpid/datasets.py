@@ -27,6 +27,11 @@ def gate_pmf(name: str) -> np.ndarray:
         (0.311 bits redundancy, 0.5 bits synergy), ``"COPY"`` (y = (a, b): one unique bit
         each), ``"RDN"`` (t = s = y: 1 bit redundancy), ``"UNQ_T"``/``"UNQ_S"`` (1 unique bit).
 
+    Returns
+    -------
+    p : ndarray of shape (n_t, n_s, n_y)
+        Joint probabilities of (teacher, student, target), summing to 1.
+
     Examples
     --------
     >>> gate_pmf("XOR")[:, :, 1]
@@ -124,6 +129,18 @@ def noisy_gate_pmf(name: str, noise: float) -> np.ndarray:
     """:func:`gate_pmf` with the target replaced, with probability ``noise``, by a
     uniformly random value: every atom moves into the interior (none exactly 0 or 1 bit).
 
+    Parameters
+    ----------
+    name : str
+        One of :data:`GATES`.
+    noise : float in [0, 1]
+        Probability that the target is replaced by a uniformly random value.
+
+    Returns
+    -------
+    p : ndarray of shape (n_t, n_s, n_y)
+        Joint probabilities of (teacher, student, target), summing to 1.
+
     Examples
     --------
     >>> noisy_gate_pmf("AND", 0.5)[:, :, 1]
@@ -148,6 +165,18 @@ def make_gaussian_teacher_student(n_samples: int = 1000, *, n_teacher: int = 3,
     exact covariance of (T, S, y) is returned, so the true PID is
     ``skpid._pid._gaussian.gaussian_pid(cov, n_teacher, n_student)`` (for this univariate
     target, redundancy = min(I(y;T), I(y;S))).
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+    n_teacher, n_student : int, default=3
+        Dimensions of the teacher and student representations.
+    n_shared : int, default=2
+        Dimension of the task-irrelevant latent signal z that both representations see.
+    noise : float, default=1.0
+        Standard deviation of the independent observation noise.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the mixing matrices and the samples.
 
     Returns
     -------
@@ -188,6 +217,20 @@ def make_signal_nuisance(n_samples: int = 2000, *, n_classes: int = 4,
     ``n_clusters=n_classes``: a nuisance teacher has I(Y;T) = Red = UniT = 0 for every
     student (up to estimation bias), and a signal teacher with a signal student has
     Red = H(Y).
+
+    Parameters
+    ----------
+    n_samples : int, default=2000
+    n_classes : int, default=4
+        Number of classes (and of nuisance values).
+    n_features : int, default=8
+        Dimension of each representation.
+    teacher_signal, student_signal : bool, default=True
+        Whether the representation embeds the class (True) or an independent nuisance
+        label (False).
+    noise : float, default=0.1
+        Standard deviation of the Gaussian noise added to the embeddings.
+    random_state : int, RandomState instance or None, default=None
 
     Returns
     -------

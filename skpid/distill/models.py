@@ -12,6 +12,18 @@ class MLP(nn.Module):
     """``Linear–BN–ReLU`` blocks then a linear head; layer ``"body"`` is the last hidden
     representation, ``"body.<i>"`` the individual layers.
 
+    Parameters
+    ----------
+    n_features : int, default=64
+        Input dimension (inputs are flattened).
+    hidden : int, default=32
+        Width of every hidden layer.
+    n_classes : int, default=10
+    depth : int, default=1
+        Number of hidden ``Linear–BN–ReLU`` blocks.
+    batch_norm : bool, default=True
+        Whether the blocks have a BatchNorm layer.
+
     Examples
     --------
     >>> import torch
@@ -38,6 +50,13 @@ class MLP(nn.Module):
 class SmallCNN(nn.Module):
     """Two 3×3 convolution blocks (``"features"``, maps of ``width`` channels at the
     input resolution), average pooling to 2×2 (``"pool"``) and a linear head.
+
+    Parameters
+    ----------
+    width : int, default=16
+        Channels of both convolutions.
+    n_classes : int, default=10
+    in_channels : int, default=1
 
     Examples
     --------
