@@ -22,16 +22,22 @@ problem splits into two nested parts:
   ``phi(w) = sum(w) - 1 + KL(q_w || w (x) 1)`` over ``w >= 0`` whose gradient is ``1 - K``
   and whose Hessian is ``sum_y K_y A M_y^+ A^T K_y`` (``M_y`` the Hessian of the scaling
   problem).  A primal-dual interior-point method with Mehrotra's predictor-corrector drives
-  it to the boundary (many pairs (t, s) carry no mass at the optimum), and a final
-  Newton polish on the identified support removes the barrier's residual bias.
+  it to the boundary (many pairs (t, s) carry no mass at the optimum).  Its Newton systems
+  are solved by conjugate gradients with the exact Hessian product, preconditioned by a
+  single-precision Cholesky factor (``_NewtonSystem``).
+
+Optima where P itself is optimal with a closed-form certificate (a single point Delta_P,
+or a support that is a matching such as T = S) are recognised up front; at other
+degenerate optima the dual iterate is re-balanced at the end (``_polish_dual``).
 
 Certificate
 -----------
 At every iterate the scaled Q is feasible (to machine precision), which gives an upper
 bound on f*; the scaling variables ``log a``, ``log b`` shifted by ``log max K`` are feasible
 for the dual problem (see ``../shared/paper-notes.md`` section 7), which gives a lower bound.
-The solver stops when the two bounds are within ``tol`` nats and reports the gap, so the
-error of every atom is bounded by the reported gap.
+The solver keeps the best of each over all iterates, stops when they are within
+``target`` nats (or progress stalls) and reports the gap, which bounds the error of every
+atom; ``converged`` says whether it is within ``tol``.
 """
 
 import contextlib
