@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from skpid import pid, pid_from_counts, pid_from_pmf
-from skpid._pid import _broja
+from skpid._pid import _broja, _newton
 from skpid.datasets import GATES, gate_pmf
 from skpid.exceptions import ConvergenceWarning
 from tests.conftest import ATOM_KEYS, REFERENCE, atoms_of, load_reference_cases
@@ -243,7 +243,7 @@ def test_sparse_tables_are_certified():
 def test_large_alphabets_are_solved_matrix_free(monkeypatch):
     # Above the dense limit no Newton matrix is formed (a 900 x 900 code table once tried
     # to allocate terabytes); with the limit lowered, a small problem takes that path.
-    monkeypatch.setattr(_broja, "_DENSE_PAIRS", 10)
+    monkeypatch.setattr(_newton, "_DENSE_PAIRS", 10)
     p = np.random.default_rng(3).dirichlet(np.ones(6 * 6 * 3)).reshape(6, 6, 3)
     sol = _broja.solve_broja(p)
     assert sol.converged

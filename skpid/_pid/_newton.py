@@ -1,0 +1,225 @@
+"""The interior-point Newton systems of the BROJA solver (see ``_broja.py``).
+
+``H = sum_y K_y A M_y^+ A^T K_y`` is the Hessian of the outer problem over the (t, s)
+pairs; this module forms it (or parts of it), applies it matrix-free, and solves
+``(H + diag(z / w)) dw = rhs``.
+"""
+
+import numpy as np
+from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+# Above this many live pairs no dense Newton matrix is formed (it would need
+# 4 * n^2 bytes): the system is solved by diagonally preconditioned CG alone.
+_DENSE_PAIRS = 8192
+
+
+class NewtonSystem:
+    """The interior-point Newton system ``(H + diag(z / w)) dw = rhs`` over the live pairs.
+
+    ``H`` is applied exactly and matrix-free (``sum_y G_y M_y G_y^T``, a few passes over
+    ``q``), and the system is solved by conjugate gradients preconditioned with a
+    single-precision Cholesky factor of the (diagonally scaled) dense matrix.  Single
+    precision halves the cost of forming and factoring the dense matrix; the float64
+    iterations restore full accuracy in a few steps.  Pairs whose barrier term dominates
+    their own curvature by ``decouple`` (they are heading to zero mass) enter the
+    preconditioner by their diagonal alone, which shrinks the factorisation to the pairs
+    that still matter; the exact operator keeps their couplings.
+    """
+
+    def __init__(self, prob, live_idx, decouple=1e3, exact_size=200):
+        self.prob, self.live_idx = prob, live_idx
+        self.decouple, self.exact_size = decouple, exact_size
+        self.diagonal_suffices = True
+
+    def update(self, sc, w, z, rtol=1e-12):
+        """Move the system to a new iterate and factor its preconditioner.
+
+        ``rtol`` is the relative residual to which CG solves (inexact Newton: far from
+        the optimum a rough direction does as well).  Raises LinAlgError if no factor can
+        be had (the caller stops iterating).
+        """
+        self.sc, self.rtol = sc, rtol
+        self.barrier = z / w
+        self.diag = _hessian_diagonal(self.prob, sc)[self.live_idx] + self.barrier
+        coupled = self.barrier <= self.decouple * (self.diag - self.barrier)
+        # Small systems: a float64 factor of all pairs solves exactly (the diagonal scaling
+        # keeps it well conditioned however large a barrier term grows), and iterating
+        # would only add overhead.  Large ones: float32 halves forming and factoring, and
+        # CG restores float64 accuracy.
+        self.exact = len(self.live_idx) <= self.exact_size
+        self.matrix_free = len(self.live_idx) > _DENSE_PAIRS
+        if self.exact:
+            everything = np.ones(len(self.live_idx), dtype=bool)
+            try:
+                self._factorize(everything, np.float64)
+            except LinAlgError:
+                # H is semi-definite in exact arithmetic; where round-off in M_y^+ makes it
+                # indefinite, a modified Newton step (eigenvalues clipped) still descends.
+                self._factorize(everything, np.float64, modified=True)
+            return
+        # Far from the boundary (the first iterations) the diagonal alone may precondition
+        # well enough; the dense factor is built only once it does not.
+        self.coupled = np.zeros(len(self.live_idx), dtype=bool)
+        self.pending = coupled
+
+    def _factor_pending(self):
+        coupled, self.pending = self.pending, None
+        try:
+            self._factorize(coupled, np.float32)
+        except LinAlgError:
+            # Round-off made a nearly singular matrix indefinite: a ridge keeps it a
+            # fair preconditioner (CG works with the exact operator).
+            self._factorize(coupled, np.float64, ridge=1e-6)
+
+    def _factorize(self, coupled, dtype, ridge=0.0, modified=False):
+        rows = self.live_idx[coupled]
+        hess = _reduced_hessian(self.prob, self.sc, rows, dtype=dtype)
+        hess[np.diag_indices_from(hess)] += self.barrier[coupled]
+        diag = np.diagonal(hess).astype(float)
+        if not np.all(np.isfinite(diag) & (diag > 0)):
+            raise LinAlgError("the Newton matrix has a non-positive or non-finite diagonal")
+        scale = 1.0 / np.sqrt(diag)
+        hess *= scale.astype(dtype)[:, None]
+        hess *= scale.astype(dtype)[None, :]
+        if modified:
+            values, vectors = np.linalg.eigh(hess)
+            values = np.maximum(values, 1e-12 * values[-1])
+            self.factor = None
+            self.eigen = (vectors, 1.0 / values)
+        else:
+            hess[np.diag_indices_from(hess)] += ridge
+            # hess is symmetric: its transpose is a Fortran-ordered view, which LAPACK
+            # factors in place (a C-ordered array would be copied first, doubling the cost).
+            self.factor = cho_factor(hess.T, lower=True, overwrite_a=True, check_finite=False)
+        self.coupled, self.scale, self.dtype = coupled, scale, dtype
+
+    def matvec(self, v):
+        """``(H + diag(z / w)) v`` in float64, without forming H."""
+        prob, sc = self.prob, self.sc
+        full = np.zeros(prob.n_t * prob.n_s)
+        full[self.live_idx] = v
+        kv = sc.k * full.reshape(prob.n_t, prob.n_s)
+        marg = np.concatenate([kv.sum(axis=2), kv.sum(axis=1)], axis=1)
+        m = np.matmul(sc.hess_inv, marg[:, :, None])[:, :, 0]
+        hv = (sc.k * (m[:, :prob.n_t, None] + m[:, None, prob.n_t:])).sum(axis=0)
+        return hv.ravel()[self.live_idx] + self.barrier * v
+
+    def precondition(self, r):
+        x = np.empty_like(r)
+        c = self.coupled
+        x[~c] = r[~c] / self.diag[~c]
+        if not c.any():
+            return x
+        rhs = (self.scale * r[c]).astype(self.dtype)
+        if self.factor is None:
+            vectors, inv_values = self.eigen
+            x[c] = self.scale * (vectors @ (inv_values * (vectors.T @ rhs)))
+        else:
+            x[c] = self.scale * cho_solve(self.factor, rhs, check_finite=False)
+        return x
+
+    def solve(self, rhs):
+        """Solve to ``rtol`` (exactly, by the factor, for small systems)."""
+        if self.exact:
+            return self.precondition(rhs)
+        if self.matrix_free:  # too large for a dense factor: the diagonal must do
+            return self._cg(rhs, max_iter=1000, rtol=self.rtol)[0]
+        if self.pending is not None and self.diagonal_suffices:
+            x, converged = self._cg(rhs, max_iter=30, rtol=self.rtol)
+            if converged:
+                return x
+            self.diagonal_suffices = False  # it will not again, closer to the boundary
+        if self.pending is not None:
+            self._factor_pending()
+        return self._cg(rhs, max_iter=50, rtol=self.rtol)[0]
+
+    def _cg(self, rhs, max_iter, rtol=1e-12):
+        """Preconditioned conjugate gradients; the solution and whether it converged."""
+        x = self.precondition(rhs)
+        r = rhs - self.matvec(x)
+        target = rtol * np.linalg.norm(rhs)
+        z = self.precondition(r)
+        d = z
+        rz = r @ z
+        for _ in range(max_iter):
+            if np.linalg.norm(r) <= target:
+                return x, True
+            ad = self.matvec(d)
+            step = rz / (d @ ad)
+            x = x + step * d
+            r = r - step * ad
+            z = self.precondition(r)
+            rz, rz_old = r @ z, rz
+            d = z + (rz / rz_old) * d
+        return x, bool(np.linalg.norm(r) <= target)
+
+
+def _reduced_hessian(prob, sc, rows: np.ndarray,
+                     dtype=np.float64) -> np.ndarray:
+    """The Hessian of phi, sum_y K_y A M_y^+ A^T K_y, restricted to the pairs ``rows``.
+
+    Entry (j, i) with j = (u, v), i = (t, s) is
+    ``sum_y k[y,j] k[y,i] (M[u,t] + M[u,s'] + M[v',t] + M[v',s'])`` (``M = M_y^+``,
+    primes mark student indices).  The terms with ``M[u, .]`` are, for each teacher value
+    u, one matrix product over y between the rows j = (u, .) and all columns; likewise for
+    ``M[v', .]`` and each student value v.  ``rows`` must be sorted (teacher-major).
+    """
+    n_t, n_s, n_y = prob.n_t, prob.n_s, prob.n_y
+    if len(rows) == n_t * n_s and max(n_t, n_s) * n_y * len(rows) <= 2 ** 22:
+        return _full_hessian(prob, sc, dtype)
+    t_of, s_of = np.divmod(rows, n_s)
+    k_rows = sc.k.reshape(n_y, -1)[:, rows].astype(dtype)
+    hinv = np.ascontiguousarray(sc.hess_inv.transpose(1, 0, 2), dtype=dtype)  # [c, y, c']
+    hess = np.empty((len(rows), len(rows)), dtype=dtype)
+
+    everything = len(rows) == n_t * n_s
+
+    def coupling(c):  # f[y, i] = k[y, i] * (M[c, t_i] + M[c, s_i'])
+        if everything:  # i runs over the full grid: broadcast instead of gathering
+            f = (hinv[c][:, :n_t, None] + hinv[c][:, None, n_t:]).reshape(n_y, -1)
+        else:
+            f = hinv[c][:, t_of]
+            f += hinv[c][:, n_t + s_of]
+        f *= k_rows
+        return f
+
+    starts = np.searchsorted(t_of, np.arange(n_t + 1))
+    for u in range(n_t):
+        block = slice(starts[u], starts[u + 1])
+        if block.start < block.stop:
+            np.matmul(k_rows[:, block].T, coupling(u), out=hess[block])
+    by_student = np.argsort(s_of, kind="stable")
+    starts = np.searchsorted(s_of[by_student], np.arange(n_s + 1))
+    for v in range(n_s):
+        sel = by_student[starts[v]:starts[v + 1]]
+        if len(sel):
+            hess[sel] += k_rows[:, sel].T @ coupling(n_t + v)
+    return hess
+
+
+def _full_hessian(prob, sc, dtype) -> np.ndarray:
+    """:func:`_reduced_hessian` over all pairs by broadcasting: faster while it is small.
+
+    ``f[c, y, t, s] = k[y, t, s] (M[c, t] + M[c, s'])`` for teacher columns c, then student
+    ones, and one batched product per half.
+    """
+    n_t, n_s, n_y = prob.n_t, prob.n_s, prob.n_y
+    k = sc.k.astype(dtype, copy=False)
+    hinv = np.ascontiguousarray(sc.hess_inv.transpose(2, 0, 1), dtype=dtype)  # [c, y, c']
+    f = (hinv[:, :, :n_t, None] + hinv[:, :, None, n_t:]) * k
+    part_t = np.matmul(np.ascontiguousarray(k.transpose(1, 2, 0)),
+                       f[:n_t].reshape(n_t, n_y, -1))  # [u, v, i]
+    part_s = np.matmul(np.ascontiguousarray(k.transpose(2, 1, 0)),
+                       f[n_t:].reshape(n_s, n_y, -1))  # [v, u, i]
+    part_t += part_s.transpose(1, 0, 2)
+    return part_t.reshape(n_t * n_s, -1)
+
+
+def _hessian_diagonal(prob, sc) -> np.ndarray:
+    """The diagonal of the Hessian of phi (cheap: no pair-pair products)."""
+    n_t = prob.n_t
+    hinv = sc.hess_inv
+    tt = np.diagonal(hinv[:, :n_t, :n_t], axis1=1, axis2=2)
+    ss = np.diagonal(hinv[:, n_t:, n_t:], axis1=1, axis2=2)
+    ts = hinv[:, :n_t, n_t:]
+    return (sc.k ** 2 * (tt[:, :, None] + ss[:, None, :] + 2 * ts)).sum(axis=0).ravel()
