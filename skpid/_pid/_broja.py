@@ -377,12 +377,15 @@ def _interior_point(prob, tol, target, max_iter, stall):
     while sc is not None and it < max_iter:
         it += 1
         upper, lower = _bounds(prob, sc, prob.live)
-        # Every iterate gives valid bounds: keep the best of each (and the Q of the upper).
+        # Every (converged) scaling gives valid bounds: keep the best of each, and the Q
+        # of the upper one.  Line-search trials are converged; the very first scaling
+        # may not be.
         best_gap = np.inf if best is None else best[0] - max(lowers)
-        lowers.append(lower)
-        if best is None or upper < best[0]:
-            best = (upper, lower, sc)
-        gap = best[0] - max(lowers)
+        if sc.error <= 1e-12:
+            lowers.append(lower)
+            if best is None or upper < best[0]:
+                best = (upper, lower, sc)
+        gap = np.inf if best is None else best[0] - max(lowers)
         if gap < 0.5 * best_gap:
             last_progress = it
         # Stall detection only in the end game: early gaps need not shrink monotonically.
