@@ -30,6 +30,7 @@ class NewtonSystem:
         self.prob, self.live_idx = prob, live_idx
         self.decouple, self.exact_size = decouple, exact_size
         self.diagonal_suffices = True
+        self.buffer = None
 
     def update(self, sc, w, z, rtol=1e-12):
         """Move the system to a new iterate and factor its preconditioner.
@@ -73,7 +74,11 @@ class NewtonSystem:
 
     def _factorize(self, coupled, dtype, ridge=0.0, modified=False):
         rows = self.live_idx[coupled]
-        hess = _reduced_hessian(self.prob, self.sc, rows, dtype=dtype)
+        if dtype == np.float32 and self.buffer is None:
+            # One workspace for every factor: a fresh 4 n^2-byte array per iteration
+            # costs about as much in page faults as forming the matrix.
+            self.buffer = np.empty(len(self.live_idx) ** 2, dtype=np.float32)
+        hess = _reduced_hessian(self.prob, self.sc, rows, dtype=dtype, buffer=self.buffer)
         hess[np.diag_indices_from(hess)] += self.barrier[coupled]
         diag = np.diagonal(hess).astype(float)
         if not np.all(np.isfinite(diag) & (diag > 0)):
@@ -154,8 +159,8 @@ class NewtonSystem:
         return x, bool(np.linalg.norm(r) <= target)
 
 
-def _reduced_hessian(prob, sc, rows: np.ndarray,
-                     dtype=np.float64) -> np.ndarray:
+def _reduced_hessian(prob, sc, rows: np.ndarray, dtype=np.float64,
+                     buffer=None) -> np.ndarray:
     """The Hessian of phi, sum_y K_y A M_y^+ A^T K_y, restricted to the pairs ``rows``.
 
     Entry (j, i) with j = (u, v), i = (t, s) is
@@ -170,7 +175,11 @@ def _reduced_hessian(prob, sc, rows: np.ndarray,
     t_of, s_of = np.divmod(rows, n_s)
     k_rows = sc.k.reshape(n_y, -1)[:, rows].astype(dtype)
     hinv = np.ascontiguousarray(sc.hess_inv.transpose(1, 0, 2), dtype=dtype)  # [c, y, c']
-    hess = np.empty((len(rows), len(rows)), dtype=dtype)
+    size = len(rows) * len(rows)
+    if buffer is not None and buffer.dtype == dtype and buffer.size >= size:
+        hess = buffer[:size].reshape(len(rows), len(rows))
+    else:
+        hess = np.empty((len(rows), len(rows)), dtype=dtype)
 
     everything = len(rows) == n_t * n_s
 
