@@ -197,17 +197,21 @@ def _newton_scaling(prob, w, lam, mu, tol, max_iter):
     mu = np.where(prob.active_s, mu + shift[:, None], 0.0)
     wm = prob.mask * w
     k, q, residual, objective = _scaling_terms(prob, wm, lam, mu)
-    best, stalled, hess_inv = np.inf, 0, None
+    best, stalled, hess_inv, reuse = np.inf, 0, None, True
     for _ in range(max_iter):
-        error = float(np.abs(residual).max())
+        previous, error = best, float(np.abs(residual).max())
         # Done at tol, or at the round-off floor (no halving of the error in 3 steps).
         stalled = 0 if error < 0.5 * best else stalled + 1
         best = min(best, error)
         if error <= tol or stalled >= 3:
             break
+        if hess_inv is not None and error > 1e-3 * previous:
+            # The step with the inverse did not converge as Newton's would (tiny masses
+            # make the Hessian change fast): back to exact Newton steps.
+            hess_inv, reuse = None, False
         if hess_inv is not None:  # within round-off of the end: reuse the inverse
             step = -np.matmul(hess_inv, residual[:, :, None])[:, :, 0]
-        elif error <= _LAST_STEP:
+        elif reuse and error <= _LAST_STEP:
             # The inverse is needed anyway (for the Hessian of phi): computed here, one
             # step before the end, it also takes that step.  One step stale, it differs
             # from the final Hessian's by O(error), far below what Newton directions and

@@ -34,7 +34,9 @@ def pmfs(draw, shape=None):
     return weights / weights.sum()
 
 
-common = settings(max_examples=60, deadline=None,
+# Derandomized: CI runs the same examples every time (a run cannot turn red by chance);
+# the examples still cover boundary cases (exact zeros, tiny masses).
+common = settings(max_examples=60, deadline=None, derandomize=True,
                   suppress_health_check=[HealthCheck.too_slow])
 
 
