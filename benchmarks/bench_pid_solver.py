@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import platform
 import queue as queue_module
-import statistics
 import time
 
 import numpy as np
@@ -24,6 +23,8 @@ from skpid import pid_from_pmf
 from skpid._pid._core import broja_atoms
 from skpid._pid._information import task_informations
 from skpid._testing import cvxpy_broja_objective, dit_broja_atoms
+
+from _timing import timed
 
 SHAPES = [(2, 2, 2), (5, 5, 5), (10, 10, 10), (20, 20, 10), (30, 30, 10), (10, 10, 100),
           (30, 30, 30), (64, 64, 100)]
@@ -61,15 +62,6 @@ def run_with_limit(fn, arg, limit):
         child.join()
 
 
-def timed(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -89,7 +81,7 @@ def main():
     print(header)
     for i, shape in enumerate(shapes):
         p = np.random.default_rng(1000 + i).dirichlet(np.ones(np.prod(shape))).reshape(shape)
-        t_ours, ours = timed(lambda: pid_from_pmf(p), args.repeats)
+        t_ours, _, ours = timed(lambda: pid_from_pmf(p), args.repeats)
         ours_atoms = np.array([getattr(ours, a) for a in ATOMS])
         row = {"cvxpy": (np.nan, np.nan), "dit": (np.nan, np.nan)}
         # cvxpy runs in this process (its solver threads do not survive a fork), so it is

@@ -22,7 +22,6 @@ the atoms when both solvers get the same codes (skpid's discretization).
 import argparse
 import os
 import platform
-import statistics
 import time
 
 import numpy as np
@@ -36,6 +35,8 @@ from skpid._pid._core import broja_atoms
 from skpid._pid._information import task_informations
 from skpid._sampling import joint_counts
 from skpid._testing import cvxpy_broja_objective
+
+from _timing import timed
 
 ATOMS = ("redundancy", "unique_teacher", "unique_student", "synergy")
 
@@ -75,18 +76,6 @@ def atoms_cvxpy(t, s, y, k):
     return np.array([values[name] for name in ATOMS]) / np.log(2)
 
 
-def median_time(fn, repeats):
-    """Median wall time of ``repeats`` calls (the best one goes to BEST for context)."""
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    BEST.append(min(times))
-    return statistics.median(times), out
-
-
-BEST = []
 
 
 def main():
@@ -116,10 +105,10 @@ def main():
     print(header)
     for n_classes in args.classes:
         T, S, y = make_activations(args.n_samples, n_classes, args.n_features)
-        t_ours, ours = median_time(
+        t_ours, best_ours, ours = timed(
             lambda: score_representations(T, S, y, n_clusters=k, n_components=5,
                                           random_state=0), args.repeats)
-        t_paper, (paper_atoms, _) = median_time(
+        t_paper, best_paper, (paper_atoms, _) = timed(
             lambda: paper_pipeline(T, S, y, k), args.repeats)
         # Same codes for both solvers: those of the skpid run above.
         d = T.shape[1]
@@ -128,12 +117,11 @@ def main():
         t, s = est.transform(np.hstack([T, S])).T
         assert est.result_ == ours  # the estimator is what score_representations runs
         counts = joint_counts(t, s, y, (k, k, n_classes))
-        solve_ours, same = median_time(lambda: pid_from_counts(counts), args.repeats)
-        solve_cvx, cvx_atoms = median_time(lambda: atoms_cvxpy(t, s, y, k), args.repeats)
+        solve_ours, _, same = timed(lambda: pid_from_counts(counts), args.repeats)
+        solve_cvx, _, cvx_atoms = timed(lambda: atoms_cvxpy(t, s, y, k), args.repeats)
         diff = np.abs(np.array([getattr(same, a) for a in ATOMS]) - cvx_atoms).max()
         p_ty, p_sy = counts.sum(1), counts.sum(0)
         used = int(((p_ty[:, None, :] > 0) & (p_sy[None, :, :] > 0)).sum())
-        best_ours, best_paper = BEST[-4], BEST[-3]
         print(f"{n_classes:7d} {t_ours:8.3f} {solve_ours:8.3f} {t_paper:8.3f} "
               f"{solve_cvx:8.3f} {t_paper / t_ours:8.1f} {solve_cvx / solve_ours:8.1f} "
               f"{diff:15.1e} {used:5d}/{k * k * n_classes:<5d}", flush=True)

@@ -299,15 +299,28 @@ def _predict_scaling(prob: _Problem, sc: _Scaling, dw: np.ndarray):
     return sc.lam + dtheta[:, :prob.n_t], sc.mu + dtheta[:, prob.n_t:]
 
 
-def _bounds(prob: _Problem, sc: _Scaling, live: np.ndarray):
+def _bounds(prob: _Problem, sc: _Scaling):
     """Primal value of the scaled q (upper bound) and a certified dual lower bound."""
     q = sc.q
     q_ts = q.sum(axis=0)
     upper = xlogy(q, q).sum() - xlogy(q_ts, q_ts).sum()
-    k_ts = sc.k.sum(axis=0)
-    dual = (sc.lam * prob.p_ty).sum() + (sc.mu * prob.p_sy).sum()
-    lower = dual - np.log(k_ts[live].max())
-    return float(upper), float(lower)
+    return float(upper), _dual_bound(prob, sc.lam, sc.mu, sc.k.sum(axis=0))
+
+
+def _dual_objective(prob: _Problem, lam: np.ndarray, mu: np.ndarray) -> float:
+    """theta . c = sum lam[y, t] P(t, y) + sum mu[y, s] P(s, y)."""
+    return float((lam * prob.p_ty).sum() + (mu * prob.p_sy).sum())
+
+
+def _dual_bound(prob: _Problem, lam, mu, k_ts) -> float:
+    """``theta . c - log max K``: a lower bound on f* for any (lam, mu).
+
+    Shifting lam by ``-log max K`` makes the point dual feasible.  Where K underflowed
+    (or overflowed) the shift is not representable and no bound is claimed (-inf).
+    """
+    top = k_ts[prob.live].max()
+    bound = _dual_objective(prob, lam, mu) - np.log(top) if 0 < top < np.inf else -np.inf
+    return float(bound) if np.isfinite(bound) else -np.inf
 
 
 def _max_step(x, dx):
@@ -393,7 +406,7 @@ def _interior_point(prob, tol, target, max_iter, stall):
     it = 0
     while sc is not None and it < max_iter:
         it += 1
-        upper, lower = _bounds(prob, sc, prob.live)
+        upper, lower = _bounds(prob, sc)
         # Every (converged) scaling gives valid bounds: keep the best of each, and the Q
         # of the upper one.  Line-search trials are converged; the very first scaling
         # may not be.
@@ -471,6 +484,8 @@ def _polish_dual(prob: _Problem, sc: _Scaling, beta: float = 1e4) -> float:
 
     n_t, n_s, n_y = prob.n_t, prob.n_s, prob.n_y
     mass = sc.q.sum(axis=0)
+    base = sc.lam[:, :, None] + sc.mu[:, None, :]  # (n_y, n_t, n_s)
+    active = prob.mask > 0
     best = -np.inf
     for threshold in (1e-12, 1e-10, 1e-8):
         support = mass > threshold * mass.max()
@@ -484,8 +499,6 @@ def _polish_dual(prob: _Problem, sc: _Scaling, beta: float = 1e4) -> float:
             n_comp, labels = connected_components(graph, directed=False)
             comp_t[y], comp_s[y] = labels[:n_t] + offset, labels[n_t:] + offset
             offset += n_comp
-        base = sc.lam[:, :, None] + sc.mu[:, None, :]  # (n_y, n_t, n_s)
-        active = prob.mask > 0
 
         def shifted(c):
             return base + c[comp_t][:, :, None] - c[comp_s][:, None, :]
@@ -511,9 +524,9 @@ def _polish_dual(prob: _Problem, sc: _Scaling, beta: float = 1e4) -> float:
         c = res.x
         lam = np.where(prob.active_t, sc.lam + c[comp_t], 0.0)
         mu = np.where(prob.active_s, sc.mu - c[comp_s], 0.0)
-        k = (prob.mask * np.exp(lam[:, :, None] + mu[:, None, :])).sum(axis=0)
-        dual = (lam * prob.p_ty).sum() + (mu * prob.p_sy).sum()
-        best = max(best, float(dual - np.log(k[prob.live].max())))
+        with np.errstate(over="ignore", under="ignore"):
+            k = (prob.mask * np.exp(lam[:, :, None] + mu[:, None, :])).sum(axis=0)
+        best = max(best, _dual_bound(prob, lam, mu, k))
     return best
 
 
@@ -552,8 +565,8 @@ def _neg_conditional_entropy(p: np.ndarray) -> float:
 
 def _merit(prob, sc, w, live, center):
     """Barrier merit phi(w) - center * sum(log w), with phi(w) = sum(w) + theta.c - sum(q)."""
-    dual = (sc.lam * prob.p_ty).sum() + (sc.mu * prob.p_sy).sum()
-    return w.sum() + dual - sc.q.sum() - center * np.log(w[live]).sum()
+    return (w.sum() + _dual_objective(prob, sc.lam, sc.mu) - sc.q.sum()
+            - center * np.log(w[live]).sum())
 
 
 def _line_search(prob, sc, w, live, dw, alpha, center, slope, max_halvings=30):

@@ -256,3 +256,19 @@ def test_problems_beyond_memory_are_refused_clearly(monkeypatch):
     p = np.random.default_rng(4).dirichlet(np.ones(5 * 5 * 3)).reshape(5, 5, 3)
     with pytest.raises(MemoryError, match="fewer clusters"):
         pid_from_pmf(p)
+
+
+def test_no_lower_bound_is_claimed_from_an_underflowed_dual_point():
+    # log max K of an underflowed K is -inf: claiming theta.c + inf would certify anything.
+    p = np.random.default_rng(5).dirichlet(np.ones(3 * 3 * 2)).reshape(3, 3, 2)
+    prob = _broja._Problem(p)
+    lam = np.full((prob.n_y, prob.n_t), -400.0)
+    mu = np.full((prob.n_y, prob.n_s), -400.0)
+
+    def k_ts(lam, mu):
+        return (prob.mask * np.exp(lam[:, :, None] + mu[:, None, :])).sum(axis=0)
+
+    assert not k_ts(lam, mu).any()  # underflowed
+    assert _broja._dual_bound(prob, lam, mu, k_ts(lam, mu)) == -np.inf
+    finite = _broja._dual_bound(prob, lam / 400, mu / 400, k_ts(lam / 400, mu / 400))
+    assert np.isfinite(finite) and finite <= _broja.solve_broja(p).objective + 1e-12
