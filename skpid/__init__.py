@@ -8,6 +8,7 @@ from ._sampling import PIDEstimate
 __version__ = "0.1.0"
 
 __all__ = [
+    "AcceleratedPIDDistiller",
     "KMeansDiscretizer",
     "PIDDistiller",
     "PIDEstimate",
@@ -28,7 +29,7 @@ __all__ = [
 def __getattr__(name):
     # The distillation half needs torch and skorch: import it on first use so that
     # ``import skpid`` (the PID core and estimators) stays light.
-    if name in ("PIDDistiller", "PIDMonitor"):
+    if name in ("AcceleratedPIDDistiller", "PIDDistiller", "PIDMonitor"):
         from . import distill
         return getattr(distill, name)
     raise AttributeError(f"module 'skpid' has no attribute {name!r}")

@@ -1,5 +1,6 @@
 """Knowledge distillation with PID: the distiller, its criteria and callbacks."""
 
+from ._accelerate import AcceleratedPIDDistiller
 from ._callbacks import PIDMonitor, plot_pid_history
 from ._distiller import PIDDistiller, softmax_rows
 from ._losses import (METHODS, DistillationLoss, FitNetLoss, KDLoss, NoDistillation,
@@ -7,7 +8,7 @@ from ._losses import (METHODS, DistillationLoss, FitNetLoss, KDLoss, NoDistillat
                       rid_phase, variance_penalty, vid_loss)
 from ._teacher import FrozenTeacher
 
-__all__ = ["METHODS", "DistillationLoss", "FitNetLoss", "FrozenTeacher", "KDLoss",
+__all__ = ["METHODS", "AcceleratedPIDDistiller", "DistillationLoss", "FitNetLoss", "FrozenTeacher", "KDLoss",
            "NoDistillation", "PIDDistiller", "PIDMonitor", "RIDLoss", "TEDLoss", "VIDLoss",
            "fitnet_loss", "kd_loss", "plot_pid_history", "rid_distance", "rid_phase",
            "softmax_rows", "variance_penalty", "vid_loss"]

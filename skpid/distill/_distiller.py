@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import warnings
@@ -94,6 +95,14 @@ class PIDDistiller(NeuralNetClassifier):
     filter_optimizer : torch optimizer class or None, default=None
         Optimizer of RID's teacher filters and heads (None: the same as ``optimizer``);
         ``filter_optimizer__*`` parameters (``lr`` defaults to ``lr``).
+    random_state : int or None, default=None
+        Seed of everything random in ``fit`` and ``partial_fit``: the initial weights of
+        the student and of the distillation parts, the batch order, dropout. With an
+        int, each call runs on torch's generators seeded with it (forked from the global
+        state and restored afterwards), so its result does not depend on what ran
+        before in the process: a grid search gives the same results serially, with
+        joblib processes or on a Dask cluster. None uses torch's global generators as
+        they stand.
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         The student's classification loss, applied to its logits.
     predict_nonlinearity : callable, default=softmax_rows
@@ -128,8 +137,8 @@ class PIDDistiller(NeuralNetClassifier):
     (VID, RID) start at softplus(5) ≈ 5; with teacher features of small scale the
     distance terms matter only once they have been learned down (hundreds of steps).
     Distillation parts are built on the first batch of ``fit``: ``save_params`` /
-    ``load_params`` of ``f_params`` work on any initialized net, ``f_criterion`` only
-    on one that has been fit with the same layer shapes. y is encoded to indices into
+    ``load_params`` of ``f_params`` work on any initialized net, ``f_method`` (the
+    distillation parts) only on one that has been fit with the same layer shapes. y is encoded to indices into
     ``classes_`` for training; the default ``valid_acc`` accounts for that, a custom
     ``EpochScoring("accuracy")`` compares encoded targets with labels and is right only
     for labels ``0 … n-1``.
@@ -160,7 +169,7 @@ class PIDDistiller(NeuralNetClassifier):
     def __init__(self, module, teacher=None, *, method="rid", pid_weight=1.0,
                  ce_weight=1.0, kd_weight=0.0, teacher_layers=None, student_layers=None,
                  temperature=4.0, rounds=4, teacher_ratio=0.25, variance_penalty="log",
-                 teacher_cache=False, filter_optimizer=None,
+                 teacher_cache=False, filter_optimizer=None, random_state=None,
                  criterion=torch.nn.CrossEntropyLoss, predict_nonlinearity=softmax_rows,
                  **kwargs):
         # Set before skorch's __init__: afterwards skorch refuses to assign a torch module
@@ -178,6 +187,7 @@ class PIDDistiller(NeuralNetClassifier):
         self.variance_penalty = variance_penalty
         self.teacher_cache = teacher_cache
         self.filter_optimizer = filter_optimizer
+        self.random_state = random_state
         super().__init__(module, criterion=criterion,
                          predict_nonlinearity=predict_nonlinearity, **kwargs)
 
@@ -196,14 +206,16 @@ class PIDDistiller(NeuralNetClassifier):
         return list(callbacks.items())
 
     # ------------------------------------------------------------------ clone / params
+    # Parameters that clones share rather than copy.
+    _shared_params = ("teacher",)
+
     def __sklearn_clone__(self):
         # Like sklearn's clone, except that the frozen teacher is shared: copying it per
         # grid candidate and fold would cost memory and, for a fitted scikit-learn
         # teacher, unfit it.
         params = self.get_params(deep=False)
-        teacher = params.pop("teacher")
-        return type(self)(teacher=teacher,
-                          **{k: clone(v, safe=False) for k, v in params.items()})
+        shared = {k: params.pop(k) for k in self._shared_params}
+        return type(self)(**shared, **{k: clone(v, safe=False) for k, v in params.items()})
 
     def set_params(self, **kwargs):
         """skorch's ``set_params``; the teacher is set as is (a torch module is not a
@@ -220,8 +232,36 @@ class PIDDistiller(NeuralNetClassifier):
         super().set_params(**kwargs)
         if new_teacher and self.initialized_:
             self.teacher_ = FrozenTeacher(self.teacher, self._layer_lists()[0],
-                                          device=self.device, cache=self.teacher_cache)
+                                          device=self._placement(), cache=self.teacher_cache)
         return self
+
+    # ------------------------------------------------------------------ seeding
+    def fit(self, X, y, **fit_params):
+        """Initialize and train the net (skorch's ``fit``), seeded by ``random_state``."""
+        with self._seeded():
+            return super().fit(X, y, **fit_params)
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train on ``X, y`` without re-initializing (skorch's ``partial_fit``), seeded
+        by ``random_state``."""
+        with self._seeded():
+            return super().partial_fit(X, y, classes=classes, **fit_params)
+
+    @contextlib.contextmanager
+    def _seeded(self):
+        # fit calls partial_fit: seed once, at the outermost call.
+        if self.random_state is None or vars(self).get("_seeding", False):
+            yield
+            return
+        seed = _check_seed(self.random_state)
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            vars(self)["_seeding"] = True
+            try:
+                yield
+            finally:
+                del vars(self)["_seeding"]
 
     # ------------------------------------------------------------------ validation
     def _check_settings(self) -> None:
@@ -286,9 +326,21 @@ class PIDDistiller(NeuralNetClassifier):
         super().initialize_module()
         t_layers, s_layers = self._layer_lists()
         resolve_layers(self.module_, s_layers, "student_layers")  # fail early, clearly
-        self.teacher_ = FrozenTeacher(self.teacher, t_layers, device=self.device,
+        self.teacher_ = FrozenTeacher(self.teacher, t_layers, device=self._placement(),
                                       cache=self.teacher_cache)
         return self
+
+    def _placement(self):
+        """Device of the teacher and of the distillation parts: ``device``."""
+        return self.device
+
+    def _method(self) -> DistillationLoss:
+        """The distillation criterion, also where a data-parallel wrapper holds it."""
+        return _unwrap(self.method_)
+
+    def _student(self) -> torch.nn.Module:
+        """The student module, also where a data-parallel wrapper holds it."""
+        return _unwrap(self.module_)
 
     def initialize_criterion(self):
         """The student's criterion (skorch) plus the distillation criterion ``method_``."""
@@ -304,7 +356,7 @@ class PIDDistiller(NeuralNetClassifier):
             method = METHODS[self.method](**{**defaults, **kwargs})
         else:
             method = self.initialized_instance(self.method, kwargs)
-        self.method_ = method.to(self.device)
+        self.method_ = method.to(self._placement())
         # Register method_ as a criterion as skorch does for new criteria (it does not do
         # it by itself here because "method" is a known prefix): then it is set to
         # train/eval with the net, saved by save_params and re-initialized by
@@ -325,7 +377,7 @@ class PIDDistiller(NeuralNetClassifier):
     def initialize_optimizer(self, triggered_directly=None):
         """``optimizer_`` for the student side; ``filter_optimizer_`` for RID's teacher
         filters and heads once they are built (they are created on the first batch)."""
-        teacher_side = {id(p) for p in self.method_.teacher_side_parameters()}
+        teacher_side = {id(p) for p in self._method().teacher_side_parameters()}
         student_named, filter_named = [], []
         for name, param in self.get_all_learnable_params():
             (filter_named if id(param) in teacher_side else student_named).append((name, param))
@@ -385,12 +437,13 @@ class PIDDistiller(NeuralNetClassifier):
         t_names, s_names = self._layer_lists()
         t_shapes = [f.shape for f in t_feats]
         s_shapes = [f.shape for f in s_feats]
-        if self.method_.uses_features:
+        method = self._method()
+        if method.uses_features:
             for t, s, tn, sn in zip(t_shapes, s_shapes, t_names, s_names):
                 check_pair(t, s, tn or "logits", sn or "logits")
-        if not self.method_.is_built_for(t_shapes, s_shapes, len(classes)):
-            self.method_.build(t_shapes, s_shapes, len(classes))
-            self.method_.to(self.device)
+        if not method.is_built_for(t_shapes, s_shapes, len(classes)):
+            method.build(t_shapes, s_shapes, len(classes))
+            method.to(self._placement())
             self.student_steps_ = 0
             # skorch would print "Re-initializing optimizer" for what is, to the user,
             # the first initialization of the distillation parts
@@ -406,7 +459,7 @@ class PIDDistiller(NeuralNetClassifier):
         t_logits, t_feats = self.teacher_(xb)
         # probing must not move BatchNorm statistics: eval mode
         with _eval(self.module_), capture(self._student_layer_modules(all_layers)) as slots:
-            s_logits = self.module_(to_tensor(xb, device=self.device))
+            s_logits = self.module_(to_tensor(xb, device=self._placement()))
         while isinstance(s_logits, (tuple, list)):
             s_logits = s_logits[0]
         n_pairs = len(self._layer_lists()[1])
@@ -426,9 +479,9 @@ class PIDDistiller(NeuralNetClassifier):
             per_epoch = max(n // batch_size, 1)
         else:
             per_epoch = math.ceil(n / batch_size)
-        self.total_steps_ = per_epoch * self.max_epochs
-        rounds = getattr(self.method_, "rounds", 1)
-        if (getattr(self.method_, "two_phase", False) and not self.history[:-1]
+        self.total_steps_ = self._updates_per_epoch(per_epoch) * self.max_epochs
+        rounds = getattr(self._method(), "rounds", 1)
+        if (getattr(self._method(), "two_phase", False) and not self.history[:-1]
                 and self.total_steps_ < 2 * rounds):
             warnings.warn(
                 f"RID schedule: {self.total_steps_} optimizer steps for {rounds} rounds; "
@@ -452,28 +505,47 @@ class PIDDistiller(NeuralNetClassifier):
             self.history.record("teacher_phase", phases.count("teacher") / len(phases))
 
     def _phase(self) -> str:
-        if not getattr(self.method_, "two_phase", False):
+        method = self._method()
+        if not getattr(method, "two_phase", False):
             return "student"
-        rounds = getattr(self.method_, "rounds", self.rounds)
-        ratio = getattr(self.method_, "teacher_ratio", self.teacher_ratio)
+        rounds = getattr(method, "rounds", self.rounds)
+        ratio = getattr(method, "teacher_ratio", self.teacher_ratio)
         return rid_phase(self.step_, getattr(self, "total_steps_", 1), rounds, ratio)[0]
+
+    def _updates_per_epoch(self, n_batches: int) -> int:
+        """Optimizer updates per epoch of ``n_batches`` batches (one per batch here)."""
+        return n_batches
+
+    def _update_completed(self) -> bool:
+        """Whether the train step just taken updated the weights (always, here)."""
+        return True
+
+    def _step_phase_optimizer(self, optimizer, step_fn) -> None:
+        """Zero the gradients, run ``step_fn`` (forward, loss, backward) and step
+        ``optimizer``: as a closure, so that optimizers that re-evaluate the loss
+        (LBFGS) work."""
+        def closure():
+            optimizer.zero_grad()
+            return step_fn()
+
+        optimizer.step(closure)
 
     def train_step(self, batch, **fit_params):
         """One optimization step of the active phase: skorch's step, except that only
         the phase's optimizer is zeroed and stepped."""
         self.phase_ = self._phase()
-        if self.phase_ == "teacher" and not self.method_.teacher_side_parameters():
+        method = self._method()
+        if self.phase_ == "teacher" and not method.teacher_side_parameters():
             raise RuntimeError("RID teacher phase before the filters were built.")
         if self.phase_ == "teacher":
             optimizer = self.filter_optimizer_
-            params = self.method_.teacher_side_parameters()
+            params = method.teacher_side_parameters()
         else:
             optimizer = self.optimizer_
             params = None
         step_accumulator = self.get_train_step_accumulator()
 
         def step_fn():
-            optimizer.zero_grad()
             step = self.train_step_single(batch, **fit_params)
             step_accumulator.store_step(step)
             named = (self.get_all_learnable_params() if params is None else
@@ -482,12 +554,15 @@ class PIDDistiller(NeuralNetClassifier):
                         batch=batch, training=True)
             return step["loss"]
 
-        optimizer.step(step_fn)
-        if self.method_.two_phase:
+        self._step_phase_optimizer(optimizer, step_fn)
+        if method.two_phase:
             self.history.record_batch("phase", self.phase_)
-        if self.phase_ == "student":
-            self.student_steps_ += 1
-        self.step_ += 1
+        # The schedule counts weight updates: with gradient accumulation a phase never
+        # changes in the middle of an accumulation window.
+        if self._update_completed():
+            if self.phase_ == "student":
+                self.student_steps_ += 1
+            self.step_ += 1
         return step_accumulator.get_step()
 
     def infer(self, x, **fit_params):
@@ -530,12 +605,12 @@ class PIDDistiller(NeuralNetClassifier):
         return np.concatenate(t_out), np.concatenate(s_out)
 
     def _student_layer_modules(self, all_layers=False):
-        if not (all_layers or self.method_.uses_features):
+        if not (all_layers or self._method().uses_features):
             return []
         paths = self._layer_lists()[1]
         if all(p is None for p in paths):
             return []
-        return resolve_layers(self.module_, paths, "student_layers")
+        return resolve_layers(self._student(), paths, "student_layers")
 
     def _take_student_feats(self, y_pred):
         slots = self.student_feats_ or [None] * len(self._layer_lists()[1])
@@ -549,20 +624,24 @@ class PIDDistiller(NeuralNetClassifier):
         s_feats = self._take_student_feats(y_pred)
         phase = self.phase_ if training else "student"
         prefix = "train" if training else "valid"
-        ce = self.criterion_(y_pred, y_true)
+        ce = self.criterion_(_as_float32(y_pred), y_true)
         terms = {"ce": ce}
-        needs_teacher = self.kd_weight > 0 or not isinstance(self.method_, NoDistillation)
+        needs_teacher = self.kd_weight > 0 or not isinstance(self._method(), NoDistillation)
         if needs_teacher:
             t_logits, t_feats = self.teacher_(X)
+            # Under autocast (mixed precision) forward passes give half-precision
+            # tensors; the loss terms are computed from float32 copies.
+            t_logits, t_feats = _as_float32(t_logits), [_as_float32(f) for f in t_feats]
+            s_feats = [_as_float32(f) for f in s_feats]
             holdout = None
-            frac = getattr(self.method_, "filter_holdout", 0.0)
+            frac = getattr(self._method(), "filter_holdout", 0.0)
             if phase == "teacher" and frac > 0:
                 holdout = _holdout_mask(X, frac).to(y_pred.device)
             terms.update(self.method_(y_pred, t_logits, s_feats, t_feats, y_true,
                                       phase=phase, with_distance=self.student_steps_ > 0,
                                       holdout=holdout))
             if self.kd_weight > 0 and phase == "student":
-                terms["kd"] = kd_loss(y_pred, t_logits, self.temperature)
+                terms["kd"] = kd_loss(_as_float32(y_pred), t_logits, self.temperature)
         if phase == "teacher":
             loss = terms["filter_ce"] + terms["distance"]
         else:
@@ -574,6 +653,30 @@ class PIDDistiller(NeuralNetClassifier):
         for name, value in terms.items():
             self.history.record_batch(f"{prefix}_{name}", float(value.detach()))
         return loss
+
+
+def _unwrap(module):
+    # DistributedDataParallel and DataParallel hold the wrapped module in ``.module``.
+    parallel = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    while isinstance(module, parallel):
+        module = module.module
+    return module
+
+
+def _as_float32(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.float() if tensor.is_floating_point() else tensor
+
+
+def _check_seed(random_state) -> int:
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2 ** 31))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2 ** 31))
+    if (not isinstance(random_state, numbers.Integral) or isinstance(random_state, bool)
+            or not 0 <= random_state < 2 ** 63):
+        raise ValueError("random_state must be None, an int in [0, 2**63) or a numpy "
+                         f"random generator; got {random_state!r}.")
+    return int(random_state)
 
 
 def _check_finite(X) -> None:

@@ -67,6 +67,8 @@ def vid_loss(mean: torch.Tensor, target: torch.Tensor, variance: torch.Tensor) -
     0.0
     """
     var = _per_channel(variance, target)
+    # float32 even where autocast ran the regressor in half precision
+    mean, target = mean.float(), target.float()
     return 0.5 * torch.mean(torch.log(var) + (target - mean) ** 2 / var)
 
 
@@ -82,7 +84,9 @@ def rid_distance(student_filtered: torch.Tensor, teacher_filtered: torch.Tensor,
     0.5
     """
     var = _per_channel(variance, teacher_filtered)
-    return torch.mean((student_filtered - teacher_filtered) ** 2 / var)
+    # float32 even where autocast ran the filters in half precision
+    diff = student_filtered.float() - teacher_filtered.float()
+    return torch.mean(diff ** 2 / var)
 
 
 def variance_penalty(variance: torch.Tensor, kind: str = "log") -> torch.Tensor:

@@ -96,6 +96,8 @@ def test_unknown_method_did_you_mean(digits, teacher_mlp):
     ("teacher_ratio", 1.0, r"teacher_ratio must be in the open interval \(0, 1\)"),
     ("variance_penalty", "abs", "variance_penalty must be 'log' or 'square'"),
     ("temperature", 0, "temperature must be > 0"),
+    ("random_state", -1, r"random_state must be None, an int in \[0, 2\*\*63\)"),
+    ("random_state", "7", r"random_state must be None, an int"),
 ])
 def test_bad_numbers(param, value, match, digits, teacher_mlp):
     X, y = digits

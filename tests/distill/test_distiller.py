@@ -242,3 +242,27 @@ def test_holdout_filter_heads_see_only_held_out_rows(digits, teacher_mlp):
     assert torch.equal(mask, _holdout_mask(torch.as_tensor(X), 0.3))  # stable
     net = mlp_net(teacher_mlp, method=RIDLoss(filter_holdout=0.3, rounds=2)).fit(X, y)
     assert np.isfinite(net.history[-1, "train_filter_ce"])
+
+
+def test_random_state_makes_fits_repeatable_and_leaves_global_rng_alone(digits, teacher_mlp):
+    X, y = digits
+    fits, probas = [], []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)  # what ran before must not matter
+        before = torch.get_rng_state()
+        net = mlp_net(teacher_mlp, random_state=3).fit(X, y)
+        assert torch.equal(torch.get_rng_state(), before)
+        fits.append(state_copy(net.module_))
+        probas.append(net.predict_proba(X))
+    assert same_state(*fits)
+    np.testing.assert_array_equal(*probas)
+    other = mlp_net(teacher_mlp, random_state=4).fit(X, y)
+    assert not same_state(fits[0], state_copy(other.module_))
+
+
+def test_random_state_seeds_partial_fit_once_per_call(digits, teacher_mlp):
+    X, y = digits
+    a = mlp_net(teacher_mlp, random_state=0).fit(X, y)
+    b = mlp_net(teacher_mlp, random_state=0)
+    b.partial_fit(X, y)  # initializes and trains in one seeded call, as fit does
+    assert same_state(state_copy(a.module_), state_copy(b.module_))

@@ -1,0 +1,202 @@
+"""PIDDistiller on Hugging Face Accelerate: several processes or GPUs (torch DDP), mixed
+precision and gradient accumulation, through skorch's ``AccelerateMixin``."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+
+import torch
+from skorch.hf import AccelerateMixin
+
+from ._distiller import PIDDistiller
+
+
+class AcceleratedPIDDistiller(AccelerateMixin, PIDDistiller):
+    """:class:`PIDDistiller` trained through an ``accelerate.Accelerator``.
+
+    skorch's :class:`~skorch.hf.AccelerateMixin` composed with :class:`PIDDistiller`,
+    with what distillation needs on top of it:
+
+    - the frozen teacher is only placed on the accelerator's device, never wrapped for
+      data parallelism (it has no trainable parameters, which DDP rejects); under mixed
+      precision it runs inside the training step's autocast;
+    - the distillation parts (regressors, RID's filters, heads and variances) are built
+      from the first batch of ``fit``, so the student, the criteria and both
+      optimizers are prepared right after that, not at ``initialize``; their DDP
+      wrappers find unused parameters, since each RID phase trains only its own side;
+    - RID's phase schedule counts weight updates: with gradient accumulation a phase
+      never changes inside an accumulation window;
+    - the loss terms are computed in float32 from the (possibly half-precision)
+      representations.
+
+    Launch several processes with ``accelerate launch`` or ``torchrun``; every process
+    runs the same script and fits the same net on its share of every epoch's batches.
+
+    Parameters
+    ----------
+    module, teacher, **kwargs
+        As for :class:`PIDDistiller`.
+    accelerator : accelerate.Accelerator
+        Mixed precision (``mixed_precision="bf16"`` or ``"fp16"``), gradient
+        accumulation (``gradient_accumulation_steps``), device placement. It is shared,
+        not copied, by ``clone``.
+    device : None, default=None
+        Leave placement to the accelerator.
+    unwrap_after_train : bool, default=True
+        Unwrap the student and criteria after training, so that the net pickles.
+
+    See Also
+    --------
+    PIDDistiller : the same on one device.
+
+    Notes
+    -----
+    ``random_state`` seeds every process alike, so all ranks start from the same
+    weights (DDP also broadcasts rank 0's on wrapping). Each process scores its own
+    share in validation; skorch's ``AccelerateMixin`` gathers predictions across
+    processes. Nets are pickled after ``unwrap_after_train``; ``save_params`` writes
+    from the main process only.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from accelerate import Accelerator
+    >>> from torch import nn
+    >>> from skpid.distill import AcceleratedPIDDistiller
+    >>> X = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    >>> y = (X[:, 0] > 0).astype("int64")
+    >>> teacher = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> student = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> net = AcceleratedPIDDistiller(
+    ...     student, teacher, accelerator=Accelerator(cpu=True), method="rid",
+    ...     teacher_layers=["1"], student_layers=["1"], max_epochs=2, batch_size=16,
+    ...     train_split=None, verbose=0, random_state=0).fit(X, y)
+    >>> net.predict(X[:3]).shape
+    (3,)
+    """
+
+    _shared_params = PIDDistiller._shared_params + ("accelerator",)
+
+    def _placement(self):
+        if self.accelerator.device_placement:
+            return self.accelerator.device
+        return self.device
+
+    def initialize_module(self):
+        """Build the student and the teacher wrapper on the accelerator's device."""
+        super().initialize_module()
+        # The first batch of fit is probed on the accelerator's device before the
+        # student is prepared; a new student is not wrapped yet.
+        self.module_.to(self._placement())
+        self._wrapped_with_accelerator = False
+        return self
+
+    def _initialize_callbacks(self):
+        # PrintLog writes to any sink but ``print`` whatever ``verbose`` says; the
+        # mixin's "auto" sink is the accelerator's print: keep verbose=0 quiet.
+        if self.callbacks__print_log__sink == "auto" and not self.verbose:
+            self.callbacks__print_log__sink = print
+        return super()._initialize_callbacks()
+
+    def _initialize_accelerator(self):
+        # DDP wrapping an unbuilt criterion would never see the parameters added on the
+        # first batch: wait until they exist (on_train_begin calls again).
+        if self._wrapped_with_accelerator or not self._parts_built():
+            return self
+        # As the mixin does, except that modules without trainable parameters (the
+        # cross-entropy criterion, a method without learnable parts) are only placed:
+        # on CPU processes Accelerate would wrap them in DDP, which rejects them.
+        with _finding_unused_parameters(self.accelerator):
+            for kind, names in (("criterion", self._criteria), ("module", self._modules)):
+                with self._current_init_context(kind):
+                    for name in names:
+                        self._prepare_module(name)
+        with self._current_init_context("optimizer"):
+            for name in self._optimizers:
+                optimizer = getattr(self, name + "_")
+                if isinstance(optimizer, torch.optim.Optimizer):
+                    setattr(self, name + "_", self.accelerator.prepare(optimizer))
+        self._wrapped_with_accelerator = True
+        return self
+
+    def _prepare_module(self, name: str) -> None:
+        module = getattr(self, name + "_")
+        if not isinstance(module, torch.nn.Module):
+            return
+        if any(p.requires_grad for p in module.parameters()):
+            setattr(self, name + "_", self.accelerator.prepare(module))
+        else:
+            module.to(self._placement())
+
+    def _parts_built(self) -> bool:
+        method = getattr(self, "method_", None)
+        return method is not None and hasattr(self._method(), "built_shapes_")
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Build the distillation parts on the first batch, then prepare everything."""
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        self._initialize_accelerator()
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Give every process rank 0's buffers, then unwrap (the mixin)."""
+        # DDP hands rank 0's buffers (BatchNorm statistics) to all ranks before each
+        # forward pass; after the last one each rank holds its own. Do that hand-over
+        # once more, so that the fitted nets are identical on every rank.
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import broadcast
+            for name in self._modules + self._criteria:
+                module = getattr(self, name + "_")
+                if isinstance(module, torch.nn.Module):
+                    for buffer in module.buffers():
+                        broadcast(buffer, from_process=0)
+        return super().on_train_end(net, X=X, y=y, **kwargs)
+
+    def train_step(self, batch, **fit_params):
+        """One micro-batch of the active phase, inside Accelerate's accumulation window
+        (no gradient all-reduce for the student and the criteria until its end)."""
+        with self.accelerator.accumulate(self.module_, self.method_):
+            return super(AccelerateMixin, self).train_step(batch, **fit_params)
+
+    def _step_phase_optimizer(self, optimizer, step_fn) -> None:
+        # Accelerate's optimizer skips step and zero_grad inside an accumulation window
+        # (a closure would never run; a gradient scaler takes none): run, step, then
+        # zero, so that a window's gradients add up until its last micro-batch.
+        step_fn()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    def __getstate__(self):
+        raise TypeError(
+            f"{type(self).__name__} cannot be pickled: its accelerate.Accelerator cannot. "
+            "Save the weights with save_params(f_params=..., f_method=...) and load "
+            "them into a new net, or pickle the trained student (net.module_).")
+
+    def _update_completed(self) -> bool:
+        return self.accelerator.sync_gradients
+
+    def _updates_per_epoch(self, n_batches: int) -> int:
+        # Each process gets every num_processes-th batch (padded to equal counts), and
+        # Accelerate closes an accumulation window at the end of every epoch.
+        per_process = math.ceil(n_batches / self.accelerator.num_processes)
+        return math.ceil(per_process / self.accelerator.gradient_accumulation_steps)
+
+
+@contextlib.contextmanager
+def _finding_unused_parameters(accelerator):
+    """DDP wrappers made inside find the parameters a step did not use: RID's teacher
+    phase leaves the student filters and variances without gradient, its student phase
+    the teacher filters and heads. Any other DDP settings of the accelerator are kept."""
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    handler = getattr(accelerator, "ddp_handler", None)
+    if handler is None:
+        wanted = DistributedDataParallelKwargs(find_unused_parameters=True)
+    else:
+        wanted = dataclasses.replace(handler, find_unused_parameters=True)
+    accelerator.ddp_handler = wanted
+    try:
+        yield
+    finally:
+        accelerator.ddp_handler = handler
