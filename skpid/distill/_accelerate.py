@@ -36,8 +36,8 @@ class AcceleratedPIDDistiller(AccelerateMixin, PIDDistiller):
 
     Parameters
     ----------
-    module, teacher, **kwargs
-        As for :class:`PIDDistiller`.
+    *args
+        ``module`` and ``teacher``, as for :class:`PIDDistiller`.
     accelerator : accelerate.Accelerator
         Mixed precision (``mixed_precision="bf16"`` or ``"fp16"``), gradient
         accumulation (``gradient_accumulation_steps``), device placement. It is shared,
@@ -45,7 +45,13 @@ class AcceleratedPIDDistiller(AccelerateMixin, PIDDistiller):
     device : None, default=None
         Leave placement to the accelerator.
     unwrap_after_train : bool, default=True
-        Unwrap the student and criteria after training, so that the net pickles.
+        Unwrap the student and criteria after training (``module_`` is then a plain
+        torch module).
+    callbacks__print_log__sink : "auto" or callable, default="auto"
+        Where the epoch log goes; "auto" is the accelerator's ``print`` (main process
+        only). Nothing is printed with ``verbose=0``.
+    **kwargs
+        Every other parameter of :class:`PIDDistiller`.
 
     See Also
     --------

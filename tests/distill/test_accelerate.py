@@ -13,6 +13,8 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
 
 import skpid
 from skpid import PIDDistiller
@@ -116,6 +118,22 @@ def test_clone_shares_teacher_and_accelerator_and_params_round_trip(digits, teac
     copy.load_params(f_params=tmp_path / "student.pt", f_method=tmp_path / "parts.pt")
     np.testing.assert_array_equal(copy.predict_proba(X), acc.predict_proba(X))
     assert same_state(state_copy(copy.method_), state_copy(acc.method_))
+
+
+def test_grid_search_runs_candidates_in_turn_on_one_accelerator(digits, teacher_mlp):
+    X, y = digits
+    search = GridSearchCV(accelerated(teacher_mlp, method="rid"),
+                          {"pid_weight": [0.5, 2.0]}, cv=2).fit(X, y)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    assert search.best_estimator_.accelerator is search.estimator.accelerator
+
+
+def test_scikit_learn_teacher_for_logit_distillation(digits):
+    X, y = digits
+    logistic = LogisticRegression(max_iter=2000).fit(X, y)
+    acc = accelerated(logistic, method="kd", teacher_layers=None, student_layers=None)
+    acc.fit(X, y)
+    assert np.isfinite(acc.history[:, "train_distill"]).all()
 
 
 def test_two_cpu_processes_keep_identical_students_and_an_untouched_teacher(tmp_path):
