@@ -4,10 +4,12 @@ from ._discretize import KMeansDiscretizer, PassthroughDiscretizer, QuantileDisc
 from ._estimator import PIDEstimator, score_layers, score_representations
 from ._pid import PIDResult, pid, pid_from_counts, pid_from_pmf
 from ._sampling import PIDEstimate
+from ._streaming import ChunkedKMeansDiscretizer, score_chunks
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChunkedKMeansDiscretizer",
     "KMeansDiscretizer",
     "PIDDistiller",
     "PIDEstimate",
@@ -20,6 +22,7 @@ __all__ = [
     "pid",
     "pid_from_counts",
     "pid_from_pmf",
+    "score_chunks",
     "score_layers",
     "score_representations",
 ]
