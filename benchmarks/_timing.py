@@ -1,7 +1,12 @@
-"""Timing shared by the benchmarks (imported from the scripts' own directory)."""
+"""Timing and the machine's description, shared by the benchmarks (imported from the
+scripts' own directory)."""
 
+import os
+import platform
 import statistics
 import time
+
+import numpy as np
 
 
 def timed(fn, repeats):
@@ -12,3 +17,12 @@ def timed(fn, repeats):
         out = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), min(times), out
+
+
+def machine() -> str:
+    """One line naming the machine and the versions a timing depends on."""
+    import sklearn
+    return (f"machine: {platform.machine()} {platform.processor() or ''}, "
+            f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}; "
+            f"python {platform.python_version()}, numpy {np.__version__}, "
+            f"scikit-learn {sklearn.__version__}")

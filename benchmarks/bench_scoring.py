@@ -20,8 +20,6 @@ the atoms when both solvers get the same codes (skpid's discretization).
 """
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
@@ -29,14 +27,13 @@ from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import normalize
 
-import sklearn
 from skpid import PIDEstimator, pid_from_counts, score_representations
 from skpid._pid._core import broja_atoms
 from skpid._pid._information import task_informations
 from skpid._sampling import joint_counts
 from skpid._testing import cvxpy_broja_objective
 
-from _timing import timed
+from _timing import machine, timed
 
 ATOMS = ("redundancy", "unique_teacher", "unique_student", "synergy")
 
@@ -87,10 +84,7 @@ def main():
     parser.add_argument("--classes", type=int, nargs="*", default=[10, 100])
     args = parser.parse_args()
     k = args.n_clusters
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, "
-          f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}; "
-          f"python {platform.python_version()}, numpy {np.__version__}, "
-          f"scikit-learn {sklearn.__version__}")
+    print(machine())
     print(f"data: {args.n_samples} x {args.n_features} teacher and student activations "
           f"(float32), k = {k}, median of {args.repeats}\n")
 

@@ -4,11 +4,13 @@ from ._discretize import KMeansDiscretizer, PassthroughDiscretizer, QuantileDisc
 from ._estimator import PIDEstimator, score_layers, score_representations
 from ._pid import PIDResult, pid, pid_from_counts, pid_from_pmf
 from ._sampling import PIDEstimate
+from ._streaming import ChunkedKMeansDiscretizer, score_chunks
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AcceleratedPIDDistiller",
+    "ChunkedKMeansDiscretizer",
     "KMeansDiscretizer",
     "PIDDistiller",
     "PIDEstimate",
@@ -21,6 +23,7 @@ __all__ = [
     "pid",
     "pid_from_counts",
     "pid_from_pmf",
+    "score_chunks",
     "score_layers",
     "score_representations",
 ]

@@ -51,35 +51,54 @@ def fit_projection(X: np.ndarray, n_components: int, random_state):
     """Mean and top ``n_components`` principal axes (rows) of ``X``.
 
     For ``min(n_samples, n_features) <= GRAM_LIMIT`` (e.g. 10,000 x 512): one Gram matrix
-    product and only the top eigenpairs of it (``scipy.linalg.eigh(subset_by_index=...)``),
-    both on one BLAS thread.  Threads gain little at this size and are pathological on a
-    busy machine: on a loaded 2-core machine a full 512 x 512 eigendecomposition with
-    threads took 2.2 s against 0.02 s for the partial one on one thread, and the
-    10,000 x 512 Gram product 0.13-0.39 s against 0.05 s.  Otherwise (very wide and
-    long inputs) a seeded randomized SVD with the caller's threading.  Signs are fixed
-    (largest loading positive) so results are deterministic.
+    product and only the top eigenpairs of it (:func:`top_eigenvectors`), both on one
+    BLAS thread.  Threads gain little at this size and are pathological on a busy
+    machine: on a loaded 2-core machine a full 512 x 512 eigendecomposition with threads
+    took 2.2 s against 0.02 s for the partial one on one thread, and the 10,000 x 512
+    Gram product 0.13-0.39 s against 0.05 s.  Otherwise (very wide and long inputs) a
+    seeded randomized SVD with the caller's threading.  Signs are fixed (largest loading
+    positive) so results are deterministic.
     """
     mean = X.mean(axis=0)
     Xc = X - mean
     n, d = Xc.shape
     if min(n, d) <= GRAM_LIMIT:
         small = d <= n
-        m = min(n, d)
         with _serial_threads():
             gram = Xc.T @ Xc if small else Xc @ Xc.T
-            values, vectors = scipy.linalg.eigh(gram, subset_by_index=[m - n_components,
-                                                                        m - 1])
-        vectors = vectors[:, ::-1]
+        vectors = top_eigenvectors(gram, n_components)
         if small:
-            axes = vectors.T
+            axes = vectors
         else:  # right singular vectors from the left ones
-            axes = Xc.T @ vectors
+            axes = Xc.T @ vectors.T
             norms = np.linalg.norm(axes, axis=0)
             axes = (axes / np.where(norms > 0, norms, 1.0)).T
     else:
         _, _, axes = randomized_svd(Xc, n_components, random_state=random_state)
+    return mean, fix_signs(axes)
+
+
+def top_eigenvectors(gram: np.ndarray, n_components: int) -> np.ndarray:
+    """The eigenvectors (rows) of the ``n_components`` largest eigenvalues of a symmetric
+    matrix, largest first.
+
+    Only those eigenpairs are computed, on one BLAS thread (see :func:`fit_projection`
+    for why).  Also used on the streamed scatter matrix of ``skpid._streaming``.
+    """
+    m = gram.shape[0]
+    with _serial_threads():
+        _, vectors = scipy.linalg.eigh(gram, subset_by_index=[m - n_components, m - 1])
+    return vectors[:, ::-1].T
+
+
+def fix_signs(axes: np.ndarray) -> np.ndarray:
+    """``axes`` (rows) with each sign flipped so that its largest loading is positive.
+
+    Eigenvectors and singular vectors are defined up to sign; fixing it makes projections,
+    hence codes, deterministic across solvers and runs.
+    """
     signs = np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])
-    return mean, axes * np.where(signs == 0, 1.0, signs)[:, None]
+    return axes * np.where(signs == 0, 1.0, signs)[:, None]
 
 
 _CONTROLLER = []
@@ -112,6 +131,42 @@ def _varies(z: np.ndarray) -> bool:
 
 def _count_distinct_rows(Z: np.ndarray) -> int:
     return len(np.unique(Z, axis=0))
+
+
+def normalize_rows(X: np.ndarray, enabled: bool) -> np.ndarray:
+    """Rows of ``X`` scaled to unit L2 norm when ``enabled`` (all-zero rows stay zero)."""
+    # A single column's unit-norm version keeps only its sign: leave it as is.
+    return normalize(X) if enabled and X.shape[1] > 1 else X
+
+
+def fit_kmeans(Z: np.ndarray, n_clusters: int, n_init: int, random_state,
+               stacklevel: int = 1):
+    """Seeded KMeans of projected rows on one thread; returns it and the clusters used.
+
+    When ``Z`` has fewer distinct rows than ``n_clusters``, a ``UserWarning`` says so and
+    that many clusters are used (KMeans would fail otherwise).  ``stacklevel`` is the
+    caller's, as for :func:`warnings.warn`.
+    """
+    n_distinct = _count_distinct_rows(Z)
+    if n_distinct < n_clusters:
+        what = CONSTANT if n_distinct == 1 else f"X has only {n_distinct} distinct rows"
+        warnings.warn(f"n_clusters={n_clusters} is more than the number of distinct rows: "
+                      f"{what}; using n_clusters={n_distinct}.", UserWarning,
+                      stacklevel=stacklevel + 1)
+        n_clusters = n_distinct
+    with _serial_threads():
+        kmeans = KMeans(n_clusters=n_clusters, n_init=n_init,
+                        random_state=random_state).fit(Z)
+    return kmeans, n_clusters
+
+
+def kmeans_codes(est, X) -> np.ndarray:
+    """The cluster (int64) of every row of ``X`` under a fitted KMeans discretizer ``est``:
+    validation, row normalisation, projection on ``est``'s axes, nearest centre."""
+    X = est._validate(X, reset=False)
+    Z = est._project(normalize_rows(X, est.normalize))
+    with _serial_threads():
+        return est.kmeans_.predict(Z).astype(np.int64)
 
 
 class _BaseDiscretizer(TransformerMixin, BaseEstimator):
@@ -231,18 +286,9 @@ class KMeansDiscretizer(_BaseDiscretizer):
         self.n_components_ = min(n_components, X.shape[0], X.shape[1])
         self.mean_, self.components_ = fit_projection(Z, self.n_components_,
                                                       self.random_state)
-        Z = self._project(Z)
-        n_distinct = _count_distinct_rows(Z)
-        if n_distinct < n_clusters:
-            what = CONSTANT if n_distinct == 1 else f"X has only {n_distinct} distinct rows"
-            warnings.warn(f"n_clusters={n_clusters} is more than the number of distinct rows: "
-                          f"{what}; using n_clusters={n_distinct}.", UserWarning, stacklevel=2)
-            n_clusters = n_distinct
-        self.n_clusters_ = n_clusters
-        with _serial_threads():
-            self.kmeans_ = KMeans(n_clusters=n_clusters, n_init=n_init,
-                                  random_state=self.random_state).fit(Z)
-        self.n_codes_ = n_clusters
+        self.kmeans_, self.n_clusters_ = fit_kmeans(self._project(Z), n_clusters, n_init,
+                                                    self.random_state, stacklevel=2)
+        self.n_codes_ = self.n_clusters_
         return self
 
     def fit_transform(self, X, y=None):
@@ -275,14 +321,10 @@ class KMeansDiscretizer(_BaseDiscretizer):
         codes : ndarray of shape (n_samples, 1), dtype int64
         """
         check_is_fitted(self)
-        X = self._validate(X, reset=False)
-        Z = self._project(self._normalize(X))
-        with _serial_threads():
-            return self.kmeans_.predict(Z).astype(np.int64)[:, None]
+        return kmeans_codes(self, X)[:, None]
 
     def _normalize(self, X):
-        # A single column's unit-norm version keeps only its sign: leave it as is.
-        return normalize(X) if self.normalize and X.shape[1] > 1 else X
+        return normalize_rows(X, self.normalize)
 
 
 class QuantileDiscretizer(_BaseDiscretizer):

@@ -2,6 +2,7 @@
 
 import numbers
 import warnings
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -88,14 +89,21 @@ def _fit_block(est, seed, X, name):
     if est.measure == "gaussian":
         pca = transformer.steps[-1][1] if hasattr(transformer, "steps") else transformer
         pca.set_params(n_components=min(pca.n_components, *X.shape))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with named_warnings(f"{name} block"):
         with np.errstate(invalid="ignore", divide="ignore"):  # PCA of a constant block
             out = transformer.fit_transform(X)
-    for w in caught:
-        warnings.warn_explicit(f"{name} block: {w.message}", w.category, w.filename,
-                               w.lineno)
     return transformer, np.asarray(out)
+
+
+@contextmanager
+def named_warnings(label: str):
+    """Re-issue the warnings raised inside, prefixed with ``label`` (e.g. "teacher block"),
+    so that a user scoring two representations can tell which one a warning is about."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        warnings.warn_explicit(f"{label}: {w.message}", w.category, w.filename, w.lineno)
 
 
 def _as_codes(codes) -> np.ndarray:
@@ -526,6 +534,24 @@ def _check_block(X, name):
     return X
 
 
+def check_triple(teacher, student, y, chunk=None) -> tuple:
+    """Teacher and student as 2-D float arrays and y as a 1-D array, of one length.
+
+    ``chunk`` (an index) names the chunk of a stream they are, in the errors.
+    """
+    where = "" if chunk is None else f" chunk {chunk}"
+    T = _check_block(teacher, f"teacher{where}")
+    S = _check_block(student, f"student{where}")
+    y = np.asarray(_to_numpy(y))
+    if y.ndim != 1:
+        raise ValueError(f"y{where} must be 1-D (one label per sample); got shape {y.shape}.")
+    lengths = {"teacher": len(T), "student": len(S), "y": len(y)}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"{'' if chunk is None else f'chunk {chunk}: '}teacher, student and "
+                         f"y must have the same number of samples; got {lengths}.")
+    return T, S, y
+
+
 def score_representations(teacher, student, y, *, n_clusters: int = 10,
                           n_components: int = 5, measure: str = "broja",
                           random_state=None, discretizer="kmeans", normalize: bool = True,
@@ -567,15 +593,7 @@ bias_correction, n_permutations, n_bootstrap, confidence, n_jobs, verbose
     >>> round(r.redundancy / r.entropy_y, 3), round(r.unique_teacher, 3)  # all of H(Y)
     (1.0, 0.0)
     """
-    T = _check_block(teacher, "teacher")
-    S = _check_block(student, "student")
-    y_arr = np.asarray(_to_numpy(y))
-    if y_arr.ndim != 1:
-        raise ValueError(f"y must be 1-D (one label per sample); got shape {y_arr.shape}.")
-    lengths = {"teacher": len(T), "student": len(S), "y": len(y_arr)}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"teacher, student and y must have the same number of samples; "
-                         f"got {lengths}.")
+    T, S, y_arr = check_triple(teacher, student, y)
     est = PIDEstimator(teacher_columns=slice(0, T.shape[1]),
                        student_columns=slice(T.shape[1], T.shape[1] + S.shape[1]),
                        measure=measure, discretizer=discretizer, n_clusters=n_clusters,

@@ -10,7 +10,8 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skpid import KMeansDiscretizer, PassthroughDiscretizer, PIDEstimator, QuantileDiscretizer
+from skpid import (ChunkedKMeansDiscretizer, KMeansDiscretizer, PassthroughDiscretizer,
+                   PIDEstimator, QuantileDiscretizer)
 
 ESTIMATORS = [
     PIDEstimator(),
@@ -19,6 +20,9 @@ ESTIMATORS = [
     KMeansDiscretizer(),
     QuantileDiscretizer(),
     PassthroughDiscretizer(),
+    ChunkedKMeansDiscretizer(),
+    # Several chunks and a full sample, so that the streamed paths run.
+    ChunkedKMeansDiscretizer(sample_size=12, chunk_size=7),
 ]
 
 

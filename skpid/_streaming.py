@@ -1,0 +1,531 @@
+"""Discretization and PID scoring of activation sets too large to hold in memory.
+
+:class:`ChunkedKMeansDiscretizer` runs the paper's pipeline (flatten, L2-normalise rows,
+PCA, KMeans) over row chunks, so that its memory is bounded by
+``O(chunk_size * d + sample_size * d + d**2)`` whatever the number of rows ``N``:
+
+* the PCA is exact: the mean and the scatter matrix (sum of outer products of the centred
+  rows) of *all* rows are accumulated chunk by chunk in float64 with Chan, Golub and
+  LeVeque's pairwise update, then the leading eigenvectors of the d x d scatter matrix
+  are the principal axes;
+* KMeans is fitted on a uniform sample of at most ``sample_size`` rows, kept with
+  Vitter's reservoir Algorithm R; every row then gets the code of its nearest centre.
+
+:func:`score_chunks` uses two of them to compute the PID of labels into a teacher and a
+student representation that are read twice, chunk by chunk: a first pass fits both
+discretizers, a second assigns codes and counts the (teacher code, student code, class)
+table.  With ``sample_size >= N`` the sample is all rows in order and both give the codes
+(and the PID) of their in-memory counterparts, :class:`~skpid.KMeansDiscretizer` and
+:func:`~skpid.score_representations`, up to round-off.
+"""
+
+import warnings
+from contextlib import contextmanager
+from functools import partial
+
+import numpy as np
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._discretize import (_BaseDiscretizer, _serial_threads, check_positive_int,
+                          fit_kmeans, fix_signs, flatten_samples, kmeans_codes,
+                          normalize_rows, top_eigenvectors)
+from ._estimator import _encode_known, check_triple, named_warnings
+from ._pid._core import pid_from_counts
+from ._pid._validation import check_base, check_measure
+from ._sampling import SOLVER_TOL, PIDEstimate, estimate_pid, joint_counts
+
+
+# -- building blocks -------------------------------------------------------------------------
+def iter_row_chunks(X, chunk_size: int):
+    """Consecutive blocks of at most ``chunk_size`` rows of ``X``, never all of ``X`` at once.
+
+    Anything with ``.shape`` and slicing (ndarray, ``np.memmap``, torch tensor, h5py
+    dataset; a DataFrame through ``.iloc``) is sliced; other array-likes (lists) are
+    converted first, as they are in memory already.  An empty ``X`` gives one empty block,
+    and a sparse matrix or a scalar is given whole, so that validation rejects them in
+    scikit-learn's usual words.
+    """
+    if hasattr(X, "tocsr"):
+        yield X
+        return
+    if not (hasattr(X, "shape") and hasattr(X, "__getitem__")):
+        X = np.asarray(X)
+    if len(X.shape) == 0:
+        yield X
+        return
+    rows = X.iloc if hasattr(X, "iloc") else X
+    for start in range(0, max(X.shape[0], 1), chunk_size):
+        yield rows[start:start + chunk_size]
+
+
+def merge_moments(n: int, mean, scatter, rows) -> tuple:
+    """Count, mean and scatter matrix of the rows seen so far extended by ``rows``.
+
+    ``scatter`` is the sum of the outer products of the centred rows (``n - 1`` times the
+    covariance), in float64; ``mean`` and ``scatter`` are None while ``n == 0``.  Chan,
+    Golub and LeVeque's pairwise update adds the block's scatter about its own mean and a
+    correction for the distance between the two means.  Accumulating ``X^T X`` and
+    subtracting ``n * mean mean^T`` at the end would instead cancel catastrophically when
+    the rows share a large common offset.  The inputs are not modified.
+    """
+    centred = np.array(rows, dtype=np.float64)  # a copy: centred in place below
+    n_block = centred.shape[0]
+    if n_block == 0:
+        return n, mean, scatter
+    block_mean = centred.mean(axis=0)
+    centred -= block_mean
+    with _serial_threads():  # see fit_projection: a chunk's Gram product is small work
+        block_scatter = centred.T @ centred
+    if n == 0:
+        return n_block, block_mean, block_scatter
+    total = n + n_block
+    delta = block_mean - mean
+    block_scatter += np.outer(delta, delta * (n * n_block / total))
+    return total, mean + delta * (n_block / total), scatter + block_scatter
+
+
+def reservoir_update(sample, n_seen: int, rows: np.ndarray, capacity: int, rng):
+    """Algorithm R (Vitter, 1985) applied to a block of rows at once.
+
+    ``sample`` is a uniform sample without replacement of ``min(n_seen, capacity)`` of the
+    ``n_seen`` rows before ``rows`` (None when ``n_seen == 0``); the returned array is one
+    of all ``n_seen + len(rows)`` rows.  Until ``capacity`` rows have been seen the
+    sample is every row, in order.  ``rng`` (a numpy ``Generator``) is only used once the
+    sample is full.  ``sample`` may be modified in place.
+    """
+    n_fill = min(len(rows), max(capacity - n_seen, 0))
+    if n_fill:
+        head = rows[:n_fill]
+        sample = (np.array(head) if sample is None
+                  else np.concatenate([sample, head], dtype=sample.dtype))
+    if n_fill < len(rows):
+        # The row of (0-based) stream index i takes slot j ~ U{0, ..., i} when j < capacity,
+        # which keeps every row seen with the same probability capacity / (i + 1).
+        index = np.arange(n_seen + n_fill, n_seen + len(rows))
+        slots = rng.integers(0, index + 1)
+        hits = np.flatnonzero(slots < capacity)
+        replace_rows(sample, slots[hits], rows[n_fill:][hits])
+    return sample
+
+
+def replace_rows(sample: np.ndarray, slots: np.ndarray, rows: np.ndarray) -> None:
+    """``sample[slots] = rows`` in place, the last row aimed at a slot winning.
+
+    That is what processing the rows one by one does; NumPy leaves the outcome of
+    repeated indices in one fancy assignment unspecified, so only the last is assigned.
+    """
+    _, first_from_end = np.unique(slots[::-1], return_index=True)
+    last = len(slots) - 1 - first_from_end
+    sample[slots[last]] = rows[last]
+
+
+# -- the discretizer -------------------------------------------------------------------------
+class ChunkedKMeansDiscretizer(_BaseDiscretizer):
+    """The paper's discretizer in bounded memory: streamed PCA, KMeans on a row sample.
+
+    Same pipeline and parameters as :class:`~skpid.KMeansDiscretizer` (flatten,
+    L2-normalise rows, PCA, KMeans), fitted over blocks of ``chunk_size`` rows so that
+    an ``np.memmap`` (or anything with ``.shape`` and slicing) is never loaded whole:
+
+    * the PCA is exact: the mean and covariance of all (normalised) rows are accumulated
+      in float64 and the principal axes are the leading eigenvectors of the covariance;
+    * KMeans is fitted on a uniform random sample of at most ``sample_size`` rows
+      (reservoir sampling); ``transform`` then gives every row its nearest centre.
+
+    Memory is ``O(chunk_size * d + sample_size * d + d**2)`` for ``d`` features,
+    independent of the number of rows: e.g. about 200 MB for ``d = 512`` with the
+    defaults.  The d x d covariance makes it unsuitable for very wide inputs (``d`` of
+    tens of thousands: 8 d**2 bytes).  With ``sample_size`` at least the number of rows,
+    the sample is all rows in order and the codes are those of ``KMeansDiscretizer``
+    with the same seed, up to round-off.
+
+    Parameters
+    ----------
+    n_clusters, n_components, normalize, n_init
+        As in :class:`~skpid.KMeansDiscretizer` (10 codes, 5 components, unit-norm rows,
+        one KMeans initialisation by default); ``n_clusters`` is reduced, with a
+        warning, when the projected sample has fewer distinct rows.
+    sample_size : int, default=20000
+        At most this many rows (a uniform sample) are kept for KMeans; at least
+        ``n_clusters``.  Read at the first call of ``fit`` / ``partial_fit``.
+    chunk_size : int, default=10000
+        Rows processed at a time by ``fit``, ``partial_fit`` and ``transform``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds KMeans and the row sample.
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (`n_features_in_`,)
+        Mean of the (normalised) rows, float64.
+    components_ : ndarray of shape (`n_components_`, `n_features_in_`)
+        The principal axes, largest variance first, float64.
+    kmeans_ : KMeans
+        The clustering of the projected sample.
+    n_clusters_ : int
+        Number of clusters actually used.
+    n_components_ : int
+        Number of principal components actually used.
+    n_codes_ : int
+        Number of codes ``transform`` can return (``n_clusters_``).
+    n_features_in_ : int
+        Number of (flattened) features.
+    n_samples_seen_ : int
+        Number of rows the fit is based on (all calls of ``partial_fit`` together).
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Defined only when ``X`` has string feature names.
+
+    See Also
+    --------
+    KMeansDiscretizer : the same on data held in memory.
+    score_chunks : the PID of two streamed representations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skpid import ChunkedKMeansDiscretizer
+    >>> X = np.random.default_rng(0).normal(size=(5000, 2, 4, 4)).astype(np.float32)
+    >>> disc = ChunkedKMeansDiscretizer(n_clusters=4, sample_size=1000, chunk_size=1000,
+    ...                                 random_state=0).fit(X)
+    >>> disc.n_samples_seen_, disc.n_features_in_, disc.transform(X[:3]).shape
+    (5000, 32, (3, 1))
+    """
+
+    def __init__(self, n_clusters=10, n_components=5, *, normalize=True, n_init=1,
+                 sample_size=20000, chunk_size=10000, random_state=None):
+        self.n_clusters = n_clusters
+        self.n_components = n_components
+        self.normalize = normalize
+        self.n_init = n_init
+        self.sample_size = sample_size
+        self.chunk_size = chunk_size
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Fit the projection on all rows and the clustering on a sample, chunk by chunk.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Activations, e.g. an ``np.memmap``; sliced ``chunk_size`` rows at a time and
+            trailing dimensions flattened.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ChunkedKMeansDiscretizer
+        """
+        return self._fit(X, restart=True)
+
+    def partial_fit(self, X, y=None):
+        """Add the rows of ``X`` to the fit (the first call starts a new one).
+
+        The estimator is usable after every call: each one ends with a small eigensolve
+        (``n_components`` eigenpairs of the d x d covariance) and a KMeans fit on the
+        sample, so call it with large blocks.  At least 2 rows must have been seen in all.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_chunk_samples, ...)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ChunkedKMeansDiscretizer
+        """
+        return self._fit(X, restart=not hasattr(self, "_n_seen"))
+
+    def transform(self, X):
+        """The cluster of every row, ``chunk_size`` rows at a time.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, 1), dtype int64
+        """
+        check_is_fitted(self)
+        chunk_size = check_positive_int(self.chunk_size, "chunk_size")
+        codes = [kmeans_codes(self, chunk) for chunk in iter_row_chunks(X, chunk_size)]
+        return np.concatenate(codes)[:, None]
+
+    # -- internals -------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        n_clusters = check_positive_int(self.n_clusters, "n_clusters")
+        check_positive_int(self.n_components, "n_components")
+        check_positive_int(self.n_init, "n_init")
+        check_positive_int(self.chunk_size, "chunk_size")
+        sample_size = check_positive_int(self.sample_size, "sample_size")
+        if sample_size < n_clusters:
+            raise ValueError(f"sample_size={sample_size} is smaller than n_clusters="
+                             f"{n_clusters}: KMeans needs at least n_clusters sample rows.")
+
+    def _fit(self, X, restart: bool):
+        self._check_params()
+        if restart:
+            self._reset()
+        self._accumulate(X)
+        return self._finalize(stacklevel=4)  # the caller of fit / partial_fit
+
+    def _reset(self) -> None:
+        """Forget every row seen (the state that ``partial_fit`` extends)."""
+        self._n_seen, self._mean, self._scatter, self._sample = 0, None, None, None
+        self._capacity = int(self.sample_size)
+        self._rng = None
+
+    def _accumulate(self, X) -> None:
+        """Add the rows of ``X`` to the moments and the sample, one chunk at a time."""
+        for chunk in iter_row_chunks(X, int(self.chunk_size)):
+            # The first chunk of a fit (re)sets n_features_in_ and feature names; the
+            # others are checked against them.
+            chunk = validate_data(self, flatten_samples(chunk), reset=self._n_seen == 0,
+                                  dtype=[np.float64, np.float32])
+            Z = normalize_rows(chunk, self.normalize)
+            if self._rng is None and self._n_seen + len(Z) > self._capacity:
+                # Created only once the sample is full, so that with sample_size >= N a
+                # RandomState instance reaches KMeans as KMeansDiscretizer leaves it.
+                seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+                self._rng = np.random.default_rng(seed)
+            self._sample = reservoir_update(self._sample, self._n_seen, Z, self._capacity,
+                                            self._rng)
+            self._n_seen, self._mean, self._scatter = merge_moments(
+                self._n_seen, self._mean, self._scatter, Z)
+
+    def _finalize(self, stacklevel: int):
+        """Principal axes from the covariance, then KMeans on the projected sample."""
+        n = self._n_seen
+        if n < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 samples to fit; got "
+                             f"{n} sample{'' if n == 1 else 's'}.")
+        self.n_components_ = min(int(self.n_components), n, self.n_features_in_)
+        self.mean_ = self._mean
+        self.components_ = fix_signs(top_eigenvectors(self._scatter, self.n_components_))
+        self.kmeans_, self.n_clusters_ = fit_kmeans(
+            self._project(self._sample), int(self.n_clusters), int(self.n_init),
+            self.random_state, stacklevel=stacklevel)
+        self.n_codes_ = self.n_clusters_
+        self.n_samples_seen_ = n
+        return self
+
+
+# -- scoring -----------------------------------------------------------------------------------
+def score_chunks(chunks, *, n_clusters: int = 10, n_components: int = 5,
+                 normalize: bool = True, sample_size: int = 20000, chunk_size: int = 10000,
+                 measure: str = "broja", base: float = 2,
+                 random_state=None) -> PIDEstimate:
+    """PID of y into a teacher and a student representation read chunk by chunk.
+
+    For activation sets too large to hold (e.g. 1M x 512 per model): the data is read in
+    two passes and never held whole.  Pass 1 fits a :class:`ChunkedKMeansDiscretizer` per
+    representation (exact PCA of all rows, KMeans on a uniform sample of ``sample_size``
+    rows) and collects the classes; pass 2 assigns every row its teacher and student
+    code and counts the (teacher code, student code, class) table, whose plug-in PID is
+    returned.  Memory is ``O(chunk_size * d + sample_size * d + d**2)`` per
+    representation, independent of the number of rows.
+
+    With ``sample_size`` at least the number of rows, the result is that of
+    :func:`score_representations` with the same settings and ``random_state`` on the
+    arrays held in memory, up to round-off.
+
+    Parameters
+    ----------
+    chunks : callable or tuple (teacher, student, y)
+        Either a callable returning a *fresh* iterable of ``(teacher_chunk,
+        student_chunk, y_chunk)`` triples each time it is called (it is called twice, and
+        must yield the same rows in the same order both times), or a tuple of three
+        array-likes of the same length (e.g. ``np.memmap`` or ``np.load(...,
+        mmap_mode="r")`` arrays), read ``chunk_size`` rows at a time.  Representation
+        chunks have shape ``(n_rows, ...)`` (trailing dimensions are flattened; torch
+        tensors are copied to the CPU); label chunks hold class labels of any sortable
+        type.
+    n_clusters, n_components, normalize : int, int, bool
+        As in :func:`score_representations`.
+    sample_size : int, default=20000
+        Rows per representation kept for KMeans (see :class:`ChunkedKMeansDiscretizer`).
+    chunk_size : int, default=10000
+        Rows processed at a time (and the block size when ``chunks`` is a tuple).
+    measure : {"broja", "mmi"}, default="broja"
+    base : float, default=2
+        Logarithm base (2: bits).
+    random_state : int, RandomState instance or None, default=None
+        Seeds both discretizers (drawn as :func:`score_representations` draws them).
+
+    Returns
+    -------
+    PIDEstimate
+        The plug-in PID, with ``n_samples`` rows (no bias correction or intervals: those
+        need the codes of every row in memory; see :func:`score_representations`).
+
+    See Also
+    --------
+    score_representations : the same on arrays held in memory, with bias correction and
+        bootstrap intervals.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skpid import score_chunks
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, size=4000)
+    >>> teacher = (2 * y - 1)[:, None] + 0.1 * rng.normal(size=(4000, 8))  # knows y
+    >>> student = rng.normal(size=(4000, 8))                                # knows nothing
+    >>> r = score_chunks((teacher, student, y), n_clusters=2, sample_size=1000,
+    ...                  chunk_size=1000, random_state=0)
+    >>> round(r.mi_teacher, 3), r.mi_student < 0.01, r.n_samples
+    (1.0, True, 4000)
+    """
+    measure = check_measure(measure)
+    base = check_base(base)
+    stream = _as_stream(chunks, check_positive_int(chunk_size, "chunk_size"))
+    # The seeds score_representations (PIDEstimator) draws, so that both give the same
+    # codes when the sample is every row.
+    seed_t, seed_s, _ = check_random_state(random_state).randint(np.iinfo(np.int32).max,
+                                                                  size=3)
+    blocks = {name: ChunkedKMeansDiscretizer(
+                  n_clusters, n_components, normalize=normalize, sample_size=sample_size,
+                  chunk_size=chunk_size, random_state=seed)
+              for name, seed in (("teacher", seed_t), ("student", seed_s))}
+    for disc in blocks.values():
+        disc._check_params()
+        disc._reset()
+
+    n_rows, classes = _fit_pass(stream(), blocks)
+    for name, disc in blocks.items():
+        with named_warnings(f"{name} block"):
+            disc._finalize(stacklevel=3)
+    if len(classes) < 2:
+        warnings.warn(f"y has a single class ({classes[0]!r}): H(Y) = 0, so every atom and "
+                      "information is 0.", UserWarning, stacklevel=2)
+    counts, n_second = _count_pass(stream(), blocks, classes)
+    if n_second != n_rows:
+        raise ValueError(f"the second pass over chunks yielded {n_second} rows, the first "
+                         f"{n_rows}; chunks() must return a fresh iterable of the same data "
+                         "each time it is called.")
+
+    # Only codes that occur matter to a plug-in PID; dropping the others gives the table
+    # PIDEstimator builds from the same codes.
+    counts = counts[counts.sum(axis=(1, 2)) > 0][:, counts.sum(axis=(0, 2)) > 0]
+    return estimate_pid(partial(pid_from_counts, counts, measure=measure, base=base,
+                                tol=SOLVER_TOL), n_rows)
+
+
+def _fit_pass(chunks, blocks: dict) -> tuple:
+    """Pass 1: moments and samples of both representations, and the sorted classes;
+    returns the number of rows and the classes."""
+    n_rows, classes, label_kind = 0, None, None
+    for i, (teacher, student, y) in _triples(chunks):
+        for name, block in (("teacher", teacher), ("student", student)):
+            with _naming_errors(f"{name} chunk {i}"):
+                blocks[name]._accumulate(block)
+        with _naming_errors(f"y chunk {i}"):
+            label_kind = _check_label_kind(y, label_kind)
+            found = np.unique(y)
+            classes = found if classes is None else np.union1d(classes, found)
+        n_rows += len(y)
+    if n_rows < 2:
+        raise ValueError(f"chunks yielded {n_rows} sample{'' if n_rows == 1 else 's'}; the "
+                         "PID needs at least 2.")
+    return n_rows, classes
+
+
+def _count_pass(chunks, blocks: dict, classes: np.ndarray) -> tuple:
+    """Pass 2: the (teacher code, student code, class) counts and the number of rows."""
+    counts = np.zeros((blocks["teacher"].n_codes_, blocks["student"].n_codes_, len(classes)))
+    n_rows = 0
+    for i, (teacher, student, y) in _triples(chunks):
+        codes = {}
+        for name, block in (("teacher", teacher), ("student", student)):
+            with _naming_errors(f"{name} chunk {i}"):
+                codes[name] = blocks[name].transform(block)[:, 0]
+        with _naming_errors(f"y chunk {i}"):
+            y_codes = _encode_known(y, classes)
+            if np.any(y_codes == len(classes)):
+                raise ValueError("the second pass yields labels the first did not; chunks() "
+                                 "must yield the same data each time.")
+        counts += joint_counts(codes["teacher"], codes["student"], y_codes, counts.shape)
+        n_rows += len(y)
+    return counts, n_rows
+
+
+def _as_stream(chunks, chunk_size: int):
+    """A callable returning a fresh iterable of (teacher, student, y) chunks."""
+    if callable(chunks):
+        return chunks
+    if not isinstance(chunks, tuple):
+        raise TypeError("chunks must be a callable returning an iterable of (teacher, "
+                        "student, y) chunks, or a tuple (teacher, student, y) of arrays; "
+                        f"got {type(chunks).__name__}.  For a list of chunks pass "
+                        "`lambda: chunk_list`.")
+    if len(chunks) != 3:
+        raise ValueError("chunks as a tuple must be (teacher, student, y); got a tuple of "
+                         f"{len(chunks)}.")
+    lengths = {name: _n_rows(a, name) for name, a in zip(("teacher", "student", "y"), chunks)}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"teacher, student and y must have the same number of samples; "
+                         f"got {lengths}.")
+    n = lengths["y"]
+
+    def slices():
+        for start in range(0, n, chunk_size):
+            yield tuple(_rows(a, start, start + chunk_size) for a in chunks)
+
+    return slices
+
+
+def _n_rows(a, name: str) -> int:
+    shape = getattr(a, "shape", None)
+    if shape is not None and len(shape):
+        return int(shape[0])
+    try:
+        return len(a)
+    except TypeError:
+        raise TypeError(f"{name} must be an array-like of shape (n_samples, ...); got "
+                        f"{type(a).__name__}.") from None
+
+
+def _rows(a, start: int, stop: int):
+    return (a.iloc if hasattr(a, "iloc") else a)[start:stop]
+
+
+def _triples(iterable):
+    """``(index, (teacher, student, y))`` of every non-empty chunk, checked."""
+    for i, item in enumerate(iterable):
+        if not isinstance(item, (tuple, list)) or len(item) != 3:
+            raise ValueError(f"chunks must yield (teacher, student, y) triples; chunk {i} is "
+                             f"a {type(item).__name__}"
+                             f"{f' of length {len(item)}' if hasattr(item, '__len__') else ''}.")
+        teacher, student, y = check_triple(*item, chunk=i)
+        if len(y):
+            yield i, (teacher, student, y)
+
+
+_LABEL_KINDS = {"b": "numbers", "i": "numbers", "u": "numbers", "f": "numbers",
+                "U": "strings", "S": "strings", "O": "objects"}
+
+
+def _check_label_kind(y: np.ndarray, kind) -> str:
+    """The kind of labels of a chunk, which must be class labels of the kind seen before
+    (merging numbers with strings would silently turn the numbers into strings)."""
+    if type_of_target(y, input_name="y") == "continuous":
+        raise ValueError("continuous values; score_chunks needs class labels (bin y first).")
+    this = _LABEL_KINDS.get(y.dtype.kind, y.dtype.kind)
+    if kind is not None and this != kind:
+        raise ValueError(f"{this} as labels, earlier chunks held {kind}; labels must be "
+                         "of one kind.")
+    return this
+
+
+@contextmanager
+def _naming_errors(label: str):
+    """Prefix the message of a ValueError or TypeError raised inside with ``label``, so
+    that an error deep in validation says which representation and chunk it is about."""
+    try:
+        yield
+    except (ValueError, TypeError) as error:
+        kind = TypeError if isinstance(error, TypeError) else ValueError
+        raise kind(f"{label}: {error}") from error
