@@ -8,7 +8,8 @@ from ._losses import (METHODS, DistillationLoss, FitNetLoss, KDLoss, NoDistillat
                       rid_phase, variance_penalty, vid_loss)
 from ._teacher import FrozenTeacher
 
-__all__ = ["METHODS", "AcceleratedPIDDistiller", "DistillationLoss", "FitNetLoss", "FrozenTeacher", "KDLoss",
+__all__ = ["METHODS", "AcceleratedPIDDistiller", "DistillationLoss", "FitNetLoss",
+           "FrozenTeacher", "KDLoss",
            "NoDistillation", "PIDDistiller", "PIDMonitor", "RIDLoss", "TEDLoss", "VIDLoss",
            "fitnet_loss", "kd_loss", "plot_pid_history", "rid_distance", "rid_phase",
            "softmax_rows", "variance_penalty", "vid_loss"]

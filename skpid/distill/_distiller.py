@@ -138,10 +138,10 @@ class PIDDistiller(NeuralNetClassifier):
     distance terms matter only once they have been learned down (hundreds of steps).
     Distillation parts are built on the first batch of ``fit``: ``save_params`` /
     ``load_params`` of ``f_params`` work on any initialized net, ``f_method`` (the
-    distillation parts) only on one that has been fit with the same layer shapes. y is encoded to indices into
-    ``classes_`` for training; the default ``valid_acc`` accounts for that, a custom
-    ``EpochScoring("accuracy")`` compares encoded targets with labels and is right only
-    for labels ``0 … n-1``.
+    distillation parts) only on one that has been fit with the same layer shapes. y is
+    encoded to indices into ``classes_`` for training; the default ``valid_acc``
+    accounts for that, a custom ``EpochScoring("accuracy")`` compares encoded targets
+    with labels and is right only for labels ``0 … n-1``.
 
     History columns per epoch: ``train_ce``, ``train_distill``, ``train_filter_ce``,
     ``train_distance``, ``train_kd`` (where used), the same with ``valid_``, and
@@ -232,7 +232,8 @@ class PIDDistiller(NeuralNetClassifier):
         super().set_params(**kwargs)
         if new_teacher and self.initialized_:
             self.teacher_ = FrozenTeacher(self.teacher, self._layer_lists()[0],
-                                          device=self._placement(), cache=self.teacher_cache)
+                                          device=self._placement(),
+                                          cache=self.teacher_cache)
         return self
 
     # ------------------------------------------------------------------ seeding

@@ -40,8 +40,8 @@ def fresh_accelerate_state():
 
 def accelerated(teacher, accelerator=None, **kw):
     params = {**FAST, **LAYERS, "module__hidden": 8, **kw}
-    return AcceleratedPIDDistiller(MLP, teacher, accelerator=accelerator or Accelerator(cpu=True),
-                                   **params)
+    accelerator = accelerator or Accelerator(cpu=True)
+    return AcceleratedPIDDistiller(MLP, teacher, accelerator=accelerator, **params)
 
 
 @pytest.mark.parametrize("method", ["rid", "vid", "kd"])
@@ -73,8 +73,9 @@ def test_gradient_accumulation_equals_the_larger_batch(digits, teacher_mlp):
 def test_rid_phases_change_only_between_weight_updates(digits, teacher_mlp):
     X, y = digits
     before = state_copy(teacher_mlp)
-    acc = accelerated(teacher_mlp, accelerator=Accelerator(cpu=True, gradient_accumulation_steps=3),
-                      method="rid", rounds=2, max_epochs=4, batch_size=25)
+    accelerator = Accelerator(cpu=True, gradient_accumulation_steps=3)
+    acc = accelerated(teacher_mlp, accelerator=accelerator, method="rid", rounds=2,
+                      max_epochs=4, batch_size=25)
     acc.fit(X, y)
     # 12 micro-batches per epoch, windows of 3: 16 updates, the first of each round's 8
     # in the teacher phase (teacher_ratio 0.25 -> 2 updates).
@@ -86,14 +87,15 @@ def test_rid_phases_change_only_between_weight_updates(digits, teacher_mlp):
     assert not teacher_mlp.training
     teacher_ids = {id(p) for p in teacher_mlp.parameters()}
     for optimizer in (acc.optimizer_, acc.filter_optimizer_):
-        assert not teacher_ids & {id(p) for g in optimizer.param_groups for p in g["params"]}
+        stepped = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        assert not teacher_ids & stepped
 
 
 def test_bf16_autocast_runs_half_precision_forwards_and_float32_losses(digits, teacher_mlp):
     X, y = digits
     seen = set()
-    acc = accelerated(teacher_mlp, accelerator=Accelerator(cpu=True, mixed_precision="bf16"),
-                      method="rid", max_epochs=12, lr=0.1)
+    accelerator = Accelerator(cpu=True, mixed_precision="bf16")
+    acc = accelerated(teacher_mlp, accelerator=accelerator, method="rid", max_epochs=12, lr=0.1)
     acc.initialize()
     acc.module_.body.register_forward_hook(lambda m, i, out: seen.add(out.dtype))
     acc.partial_fit(X, y)
@@ -158,7 +160,8 @@ def test_two_cpu_processes_keep_identical_students_and_an_untouched_teacher(tmp_
     assert same_state(ranks[0]["criterion"], ranks[1]["criterion"])
     torch.manual_seed(0)  # the script's teacher, rebuilt: untouched by training
     teacher = MLP(64, hidden=32).state_dict()
-    assert all(same_state(teacher, r["teacher"]) and not r["teacher_training"] for r in ranks)
+    for r in ranks:
+        assert same_state(teacher, r["teacher"]) and not r["teacher_training"]
     # phases switch between updates (accumulation windows of 2) on every rank alike
     assert ranks[0]["phases"] == ranks[1]["phases"]
     assert ranks[0]["phases"][:2] == ["teacher", "teacher"]

@@ -14,9 +14,9 @@ def test_dask_local_cluster_search_equals_serial_search(digits):
     X, y = digits
     torch.manual_seed(0)
     teacher = MLP(64, hidden=32)
-    net = PIDDistiller(MLP, teacher, method="rid", module__hidden=8, teacher_layers=["body"],
-                       student_layers=["body"], random_state=0, max_epochs=10,
-                       batch_size=32, lr=0.2, train_split=None, verbose=0)
+    net = PIDDistiller(MLP, teacher, method="rid", module__hidden=8,
+                       teacher_layers=["body"], student_layers=["body"], random_state=0,
+                       max_epochs=10, batch_size=32, lr=0.2, train_split=None, verbose=0)
     grid = {"pid_weight": [0.0, 0.5, 2.0], "method": ["vid", "rid"]}
     serial = GridSearchCV(net, grid, cv=2).fit(X, y)
 
