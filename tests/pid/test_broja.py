@@ -272,3 +272,51 @@ def test_no_lower_bound_is_claimed_from_an_underflowed_dual_point():
     assert _broja._dual_bound(prob, lam, mu, k_ts(lam, mu)) == -np.inf
     finite = _broja._dual_bound(prob, lam / 400, mu / 400, k_ts(lam / 400, mu / 400))
     assert np.isfinite(finite) and finite <= _broja.solve_broja(p).objective + 1e-12
+
+
+def _scaling_state(shape, seed, zeros=0.0):
+    """A class-wise scaling problem away from its fixed point (q, residual)."""
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet(np.ones(int(np.prod(shape)))).reshape(shape)
+    p[rng.random(shape) < zeros] = 0.0
+    prob = _broja._Problem(p / p.sum())
+    lam = rng.normal(scale=0.3, size=(prob.n_y, prob.n_t)) * prob.active_t
+    mu = rng.normal(scale=0.3, size=(prob.n_y, prob.n_s)) * prob.active_s
+    w = np.where(prob.live, rng.random(prob.live.shape), 0.0)
+    _, q, residual, _ = _broja._scaling_terms(prob, prob.mask * w, lam, mu)
+    return prob, q, residual, rng
+
+
+@pytest.mark.parametrize("shape, zeros", [((12, 7, 4), 0.0), ((5, 9, 3), 0.0),
+                                          ((8, 8, 5), 0.4)])
+def test_schur_complement_matches_the_full_scaling_system(shape, zeros):
+    # Both solve the same equations on the directions orthogonal to v = (1, -1), the only
+    # ones the solver meets: equal steps on the pairs, equal bilinear forms.
+    prob, q, residual, rng = _scaling_state(shape, seed=sum(shape), zeros=zeros)
+    full = _broja._scaling_hessian(prob, q, residual)
+    on_pairs = lambda x: (x[:, :prob.n_t, None] + x[:, None, prob.n_t:]) * prob.mask
+    step = _broja._schur_solve(prob, q, residual)
+    np.testing.assert_allclose(on_pairs(step), on_pairs(_broja._solve(full, residual)),
+                               rtol=1e-9, atol=1e-12)
+    v = np.concatenate([prob.active_t, -1.0 * prob.active_s], axis=1)
+    r = rng.normal(size=residual.shape) * np.abs(v)
+    r -= (r * v).sum(axis=1, keepdims=True) / (v * v).sum(axis=1, keepdims=True) * v
+    forms = [np.einsum("yi,yij,yj->y", r, inverse, r)
+             for inverse in (_broja._schur_inverse(prob, q, residual), _broja._inverse(full))]
+    np.testing.assert_allclose(*forms, rtol=1e-9)
+
+
+def test_schur_complement_hands_cancelling_classes_to_the_full_system():
+    # T a near copy of S: eliminating one side cancels the other's diagonal.
+    rng = np.random.default_rng(3)
+    p = np.zeros((6, 6, 3))
+    for t in range(6):
+        p[t, t] = rng.dirichlet(np.ones(3)) / 6
+    p += 1e-10 * rng.random(p.shape)
+    prob = _broja._Problem(p / p.sum())
+    _, q, residual, _ = _broja._scaling_terms(prob, prob.mask * prob.p.sum(axis=2),
+                                              np.zeros((3, 6)), np.zeros((3, 6)))
+    with pytest.raises(np.linalg.LinAlgError, match="cancels"):
+        _broja._schur_parts(prob, q, residual)
+    full = _broja._solve(_broja._scaling_hessian(prob, q, residual), residual)
+    np.testing.assert_array_equal(_broja._scaling_solve(prob, q, residual), full)
