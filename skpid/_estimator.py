@@ -18,7 +18,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from ._discretize import (KMeansDiscretizer, PassthroughDiscretizer, QuantileDiscretizer,
                           check_positive_int, flatten_samples)
 from ._pid._gaussian import gaussian_pid
-from ._pid._result import ATOMS, PIDResult
+from ._pid._result import PIDResult
 from ._pid._validation import check_base
 from ._sampling import BIAS_CORRECTIONS, QUANTITIES, PIDEstimate, codes_pid, estimate_pid
 

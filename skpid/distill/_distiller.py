@@ -481,8 +481,9 @@ class PIDDistiller(NeuralNetClassifier):
         else:
             per_epoch = math.ceil(n / batch_size)
         self.total_steps_ = self._updates_per_epoch(per_epoch) * self.max_epochs
-        rounds = getattr(self._method(), "rounds", 1)
-        if (getattr(self._method(), "two_phase", False) and not self.history[:-1]
+        method = self._method()
+        rounds = getattr(method, "rounds", 1)
+        if (getattr(method, "two_phase", False) and not self.history[:-1]
                 and self.total_steps_ < 2 * rounds):
             warnings.warn(
                 f"RID schedule: {self.total_steps_} optimizer steps for {rounds} rounds; "
@@ -627,7 +628,8 @@ class PIDDistiller(NeuralNetClassifier):
         prefix = "train" if training else "valid"
         ce = self.criterion_(_as_float32(y_pred), y_true)
         terms = {"ce": ce}
-        needs_teacher = self.kd_weight > 0 or not isinstance(self._method(), NoDistillation)
+        method = self._method()
+        needs_teacher = self.kd_weight > 0 or not isinstance(method, NoDistillation)
         if needs_teacher:
             t_logits, t_feats = self.teacher_(X)
             # Under autocast (mixed precision) forward passes give half-precision
@@ -635,7 +637,7 @@ class PIDDistiller(NeuralNetClassifier):
             t_logits, t_feats = _as_float32(t_logits), [_as_float32(f) for f in t_feats]
             s_feats = [_as_float32(f) for f in s_feats]
             holdout = None
-            frac = getattr(self._method(), "filter_holdout", 0.0)
+            frac = getattr(method, "filter_holdout", 0.0)
             if phase == "teacher" and frac > 0:
                 holdout = _holdout_mask(X, frac).to(y_pred.device)
             terms.update(self.method_(y_pred, t_logits, s_feats, t_feats, y_true,
