@@ -6,7 +6,7 @@ pairs; this module forms it (or parts of it), applies it matrix-free, and solves
 """
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
+from scipy.linalg import LinAlgError, get_lapack_funcs
 
 # Above this many live pairs no dense Newton matrix is formed (it would need
 # 4 * n^2 bytes): the system is solved by diagonally preconditioned CG alone.
@@ -41,8 +41,6 @@ class NewtonSystem:
         """
         self.sc, self.rtol = sc, rtol
         self.barrier = z / w
-        self.diag = _hessian_diagonal(self.prob, sc)[self.live_idx] + self.barrier
-        coupled = self.barrier <= self.decouple * (self.diag - self.barrier)
         # Small systems: a float64 factor of all pairs solves exactly (the diagonal scaling
         # keeps it well conditioned however large a barrier term grows), and iterating
         # would only add overhead.  Large ones: float32 halves forming and factoring, and
@@ -58,10 +56,12 @@ class NewtonSystem:
                 # indefinite, a modified Newton step (eigenvalues clipped) still descends.
                 self._factorize(everything, np.float64, modified=True)
             return
+        self.diag = _hessian_diagonal(self.prob, sc)[self.live_idx] + self.barrier
         # Far from the boundary (the first iterations) the diagonal alone may precondition
         # well enough; the dense factor is built only once it does not.
         self.coupled = np.zeros(len(self.live_idx), dtype=bool)
-        self.pending = coupled
+        self.all_coupled = False
+        self.pending = self.barrier <= self.decouple * (self.diag - self.barrier)
 
     def _factor_pending(self):
         coupled, self.pending = self.pending, None
@@ -79,8 +79,10 @@ class NewtonSystem:
             # costs about as much in page faults as forming the matrix.
             self.buffer = np.empty(len(self.live_idx) ** 2, dtype=np.float32)
         hess = _reduced_hessian(self.prob, self.sc, rows, dtype=dtype, buffer=self.buffer)
-        hess[np.diag_indices_from(hess)] += self.barrier[coupled]
-        diag = np.diagonal(hess).astype(float)
+        assert hess.flags.c_contiguous  # else reshape would copy, and updates be lost
+        diagonal = hess.reshape(-1)[::len(rows) + 1]  # a view of the diagonal
+        diagonal += self.barrier[coupled]
+        diag = diagonal.astype(float)
         if not np.all(np.isfinite(diag) & (diag > 0)):
             raise LinAlgError("the Newton matrix has a non-positive or non-finite diagonal")
         scale = 1.0 / np.sqrt(diag)
@@ -92,10 +94,9 @@ class NewtonSystem:
             self.factor = None
             self.eigen = (vectors, 1.0 / values)
         else:
-            hess[np.diag_indices_from(hess)] += ridge
-            # hess is symmetric: its transpose is a Fortran-ordered view, which LAPACK
-            # factors in place (a C-ordered array would be copied first, doubling the cost).
-            self.factor = cho_factor(hess.T, lower=True, overwrite_a=True, check_finite=False)
+            diagonal += ridge
+            self.factor = _cholesky(hess)
+        self.all_coupled = bool(coupled.all())
         self.coupled, self.scale, self.dtype = coupled, scale, dtype
 
     def matvec(self, v):
@@ -110,18 +111,20 @@ class NewtonSystem:
         return hv.ravel()[self.live_idx] + self.barrier * v
 
     def precondition(self, r):
-        x = np.empty_like(r)
+        if self.all_coupled:
+            return self._solve_coupled(r)
+        x = r / self.diag  # decoupled pairs: their diagonal alone
         c = self.coupled
-        x[~c] = r[~c] / self.diag[~c]
-        if not c.any():
-            return x
-        rhs = (self.scale * r[c]).astype(self.dtype)
+        if c.any():
+            x[c] = self._solve_coupled(r[c])
+        return x
+
+    def _solve_coupled(self, r):
+        rhs = (self.scale * r).astype(self.dtype)
         if self.factor is None:
             vectors, inv_values = self.eigen
-            x[c] = self.scale * (vectors @ (inv_values * (vectors.T @ rhs)))
-        else:
-            x[c] = self.scale * cho_solve(self.factor, rhs, check_finite=False)
-        return x
+            return self.scale * (vectors @ (inv_values * (vectors.T @ rhs)))
+        return self.scale * _cholesky_solve(self.factor, rhs)
 
     def solve(self, rhs):
         """Solve to ``rtol`` (exactly, by the factor, for small systems)."""
@@ -157,6 +160,28 @@ class NewtonSystem:
             rz, rz_old = r @ z, rz
             d = z + (rz / rz_old) * d
         return x, bool(np.linalg.norm(r) <= target)
+
+
+def _cholesky(hess: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of a symmetric C-ordered matrix, computed in place.
+
+    hess is symmetric: its transpose is a Fortran-ordered view, which LAPACK factors in
+    place (a C-ordered array would be copied first, doubling the cost).  LAPACK is called
+    directly: at the sizes of small problems scipy's wrappers cost as much as the work.
+    """
+    potrf, = get_lapack_funcs(("potrf",), (hess,))
+    factor, info = potrf(hess.T, lower=True, overwrite_a=True, clean=False)
+    if info != 0:
+        raise LinAlgError(f"the Newton matrix is not positive definite (potrf info {info})")
+    return factor
+
+
+def _cholesky_solve(factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    potrs, = get_lapack_funcs(("potrs",), (factor,))
+    x, info = potrs(factor, rhs, lower=True)
+    if info != 0:
+        raise ValueError(f"potrs: illegal argument {-info}")
+    return x
 
 
 def _reduced_hessian(prob, sc, rows: np.ndarray, dtype=np.float64,
