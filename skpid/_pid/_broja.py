@@ -129,8 +129,15 @@ class _Problem:
         # ridge keeps the Hessian invertible when a row's mass underflows (weights heading
         # to zero); it only damps such steps, the fixed point is unchanged.
         inactive = np.concatenate([~self.active_t, ~self.active_s], axis=1)
-        self.diagonal_shift = (self.marginals + inactive + 1e-300
+        self.diagonal_floor = (inactive + 1e-300
                                + 1e-16 * self.marginals.max(axis=1, keepdims=True))
+        self.diagonal_shift = self.marginals + self.diagonal_floor
+
+    def hessian_diagonal(self, residual: np.ndarray) -> np.ndarray:
+        """The scaling Hessian's diagonal: q's current marginals (``residual +
+        marginals``) plus the floor; the maximum keeps the floor where the marginal
+        underflowed and ``residual + marginals`` rounds to zero."""
+        return np.maximum(residual + self.diagonal_shift, self.diagonal_floor)
 
     def p_is_optimal(self) -> bool:
         """True when P is known to be optimal, with a closed-form certificate.
@@ -191,8 +198,7 @@ def _scaling_hessian(prob, q, residual):
     d = n_t + prob.n_s
     hess = prob.regulariser.copy()
     diag = np.arange(d)
-    # residual + marginals: the current marginals of q.
-    hess[:, diag, diag] += residual + prob.diagonal_shift
+    hess[:, diag, diag] += prob.hessian_diagonal(residual)
     hess[:, :n_t, n_t:] += q
     hess[:, n_t:, :n_t] += q.transpose(0, 2, 1)
     return hess
@@ -334,7 +340,7 @@ def _schur_parts(prob: _Problem, q: np.ndarray, residual: np.ndarray):
     ``prob.teacher_first``).
     """
     n_t = prob.n_t
-    diag = residual + prob.diagonal_shift
+    diag = prob.hessian_diagonal(residual)
     if prob.teacher_first:
         d1, d2, coupling = diag[:, :n_t], diag[:, n_t:], q
     else:

@@ -322,3 +322,18 @@ def test_schur_complement_hands_cancelling_classes_to_the_full_system():
         _broja._schur_parts(prob, q, residual)
     full = _broja._solve(_broja._scaling_hessian(prob, q, residual), residual)
     np.testing.assert_array_equal(_broja._scaling_solve(prob, q, residual), full)
+
+
+def test_scaling_hessian_diagonal_stays_positive_where_marginals_underflow():
+    # q's marginals underflowed to zero: residual = -marginals, and residual + (marginals
+    # + floor) rounds to 0 where the floor is below the marginal's ulp.
+    p = np.random.default_rng(6).dirichlet(np.ones(4 * 3 * 2)).reshape(4, 3, 2)
+    prob = _broja._Problem(p)
+    residual = -prob.marginals
+    assert ((residual + prob.diagonal_shift) == 0).any()  # the round-off is real
+    assert (prob.hessian_diagonal(residual) > 0).all()
+    q = np.zeros((prob.n_y, prob.n_t, prob.n_s))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by zero
+        assert np.isfinite(_broja._schur_solve(prob, q, residual)).all()
+        assert np.isfinite(_broja._schur_inverse(prob, q, residual)).all()
