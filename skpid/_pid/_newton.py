@@ -11,6 +11,8 @@ from scipy.linalg import LinAlgError, get_lapack_funcs
 # Above this many live pairs no dense Newton matrix is formed (it would need
 # 4 * n^2 bytes): the system is solved by diagonally preconditioned CG alone.
 _DENSE_PAIRS = 8192
+# Largest broadcast temporary (elements) for forming the Newton matrix in one go.
+_BROADCAST_LIMIT = 2 ** 22
 
 
 class NewtonSystem:
@@ -74,27 +76,29 @@ class NewtonSystem:
 
     def _factorize(self, coupled, dtype, ridge=0.0, modified=False):
         rows = self.live_idx[coupled]
+        barrier = self.barrier[coupled]
+        # Diagonal scaling D = diag(H + B)^-1/2, from the cheap exact diagonal: it is
+        # folded into the pair weights of the product, so D (H + B) D is formed directly.
+        diag = _hessian_diagonal(self.prob, self.sc)[rows] + barrier
+        if not np.all(np.isfinite(diag) & (diag > 0)):
+            raise LinAlgError("the Newton matrix has a non-positive or non-finite diagonal")
+        scale = 1.0 / np.sqrt(diag)
         if dtype == np.float32 and self.buffer is None:
             # One workspace for every factor: a fresh 4 n^2-byte array per iteration
             # costs about as much in page faults as forming the matrix.
             self.buffer = np.empty(len(self.live_idx) ** 2, dtype=np.float32)
-        hess = _reduced_hessian(self.prob, self.sc, rows, dtype=dtype, buffer=self.buffer)
+        # Only the upper triangle is formed (and read by the factorisations).
+        hess = _reduced_hessian(self.prob, self.sc, rows, dtype=dtype, buffer=self.buffer,
+                                weights=scale)
         assert hess.flags.c_contiguous  # else reshape would copy, and updates be lost
         diagonal = hess.reshape(-1)[::len(rows) + 1]  # a view of the diagonal
-        diagonal += self.barrier[coupled]
-        diag = diagonal.astype(float)
-        if not np.all(np.isfinite(diag) & (diag > 0)):
-            raise LinAlgError("the Newton matrix has a non-positive or non-finite diagonal")
-        scale = 1.0 / np.sqrt(diag)
-        hess *= scale.astype(dtype)[:, None]
-        hess *= scale.astype(dtype)[None, :]
+        diagonal += (barrier * scale ** 2 + ridge).astype(dtype)
         if modified:
-            values, vectors = np.linalg.eigh(hess)
+            values, vectors = np.linalg.eigh(hess, UPLO="U")
             values = np.maximum(values, 1e-12 * values[-1])
             self.factor = None
             self.eigen = (vectors, 1.0 / values)
         else:
-            diagonal += ridge
             self.factor = _cholesky(hess)
         self.all_coupled = bool(coupled.all())
         self.coupled, self.scale, self.dtype = coupled, scale, dtype
@@ -142,23 +146,26 @@ class NewtonSystem:
         return self._cg(rhs, max_iter=50, rtol=self.rtol)[0]
 
     def _cg(self, rhs, max_iter, rtol=1e-12):
-        """Preconditioned conjugate gradients; the solution and whether it converged."""
+        """Preconditioned conjugate gradients; the solution and whether it converged.
+
+        Starts from the preconditioned right-hand side and checks the residual before
+        each preconditioner application (with a large factor, each costs two passes over
+        it: none is spent on a residual that is already small enough).
+        """
         x = self.precondition(rhs)
         r = rhs - self.matvec(x)
         target = rtol * np.linalg.norm(rhs)
-        z = self.precondition(r)
-        d = z
-        rz = r @ z
+        d = rz = None
         for _ in range(max_iter):
             if np.linalg.norm(r) <= target:
                 return x, True
+            z = self.precondition(r)
+            rz, rz_old = r @ z, rz
+            d = z if d is None else z + (rz / rz_old) * d
             ad = self.matvec(d)
             step = rz / (d @ ad)
             x = x + step * d
             r = r - step * ad
-            z = self.precondition(r)
-            rz, rz_old = r @ z, rz
-            d = z + (rz / rz_old) * d
         return x, bool(np.linalg.norm(r) <= target)
 
 
@@ -184,61 +191,85 @@ def _cholesky_solve(factor: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return x
 
 
-def _reduced_hessian(prob, sc, rows: np.ndarray, dtype=np.float64,
-                     buffer=None) -> np.ndarray:
-    """The Hessian of phi, sum_y K_y A M_y^+ A^T K_y, restricted to the pairs ``rows``.
+def _reduced_hessian(prob, sc, rows: np.ndarray, dtype=np.float64, buffer=None,
+                     weights=None) -> np.ndarray:
+    """The upper triangle of ``D H D``, H the Hessian of phi (sum_y K_y A M_y^+ A^T K_y)
+    restricted to the pairs ``rows`` and D = diag(``weights``) (default: ones).
 
     Entry (j, i) with j = (u, v), i = (t, s) is
     ``sum_y k[y,j] k[y,i] (M[u,t] + M[u,s'] + M[v',t] + M[v',s'])`` (``M = M_y^+``,
     primes mark student indices).  The terms with ``M[u, .]`` are, for each teacher value
-    u, one matrix product over y between the rows j = (u, .) and all columns; likewise for
-    ``M[v', .]`` and each student value v.  ``rows`` must be sorted (teacher-major).
+    u, one matrix product over y between the rows j = (u, .) and the columns to their
+    right; likewise for ``M[v', .]`` and each student value v, whose rows are spread
+    over the matrix: they are taken in bands of consecutive teacher values, each with
+    the columns from the band's first row on.  ``rows`` must be sorted (teacher-major).
+    Left of each band's first column the array holds whatever the buffer held: only the
+    upper triangle may be read.
     """
     n_t, n_s, n_y = prob.n_t, prob.n_s, prob.n_y
-    if len(rows) == n_t * n_s and max(n_t, n_s) * n_y * len(rows) <= 2 ** 22:
-        return _full_hessian(prob, sc, dtype)
+    n = len(rows)
+    if n == n_t * n_s and max(n_t, n_s) * n_y * n <= _BROADCAST_LIMIT:
+        return _full_hessian(prob, sc, dtype, weights)
     t_of, s_of = np.divmod(rows, n_s)
-    k_rows = sc.k.reshape(n_y, -1)[:, rows].astype(dtype)
+    k_rows = sc.k.reshape(n_y, -1)[:, rows]
+    if weights is not None:
+        k_rows = k_rows * weights
+    k_rows = k_rows.astype(dtype, copy=False)
     hinv = np.ascontiguousarray(sc.hess_inv.transpose(1, 0, 2), dtype=dtype)  # [c, y, c']
-    size = len(rows) * len(rows)
-    if buffer is not None and buffer.dtype == dtype and buffer.size >= size:
-        hess = buffer[:size].reshape(len(rows), len(rows))
+    if buffer is not None and buffer.dtype == dtype and buffer.size >= n * n:
+        hess = buffer[:n * n].reshape(n, n)
     else:
-        hess = np.empty((len(rows), len(rows)), dtype=dtype)
+        hess = np.empty((n, n), dtype=dtype)
+    everything = n == n_t * n_s
+    s_cols = n_t + s_of
 
-    everything = len(rows) == n_t * n_s
-
-    def coupling(c):  # f[y, i] = k[y, i] * (M[c, t_i] + M[c, s_i'])
-        if everything:  # i runs over the full grid: broadcast instead of gathering
-            f = (hinv[c][:, :n_t, None] + hinv[c][:, None, n_t:]).reshape(n_y, -1)
-        else:
-            f = hinv[c][:, t_of]
-            f += hinv[c][:, n_t + s_of]
-        f *= k_rows
+    def coupling(c, start):  # f[y, i] = k[y, i] * (M[c, t_i] + M[c, s_i']), i >= start
+        m = hinv[c]
+        if everything:  # i runs over the full grid from teacher t0: broadcast
+            t0 = start // n_s
+            f = (m[:, t0:n_t, None] + m[:, None, n_t:]).reshape(n_y, -1)
+        else:  # take: a third faster than fancy indexing
+            f = m.take(t_of[start:], axis=1)
+            f += m.take(s_cols[start:], axis=1)
+        f *= k_rows[:, start:]
         return f
 
-    starts = np.searchsorted(t_of, np.arange(n_t + 1))
-    for u in range(n_t):
-        block = slice(starts[u], starts[u + 1])
-        if block.start < block.stop:
-            np.matmul(k_rows[:, block].T, coupling(u), out=hess[block])
-    by_student = np.argsort(s_of, kind="stable")
-    starts = np.searchsorted(s_of[by_student], np.arange(n_s + 1))
+    starts = np.searchsorted(t_of, np.arange(n_t + 1))  # rows of teacher u: starts[u]:
+    width = -(-n_t // _ROW_BANDS)
+    bands = [(starts[t0], starts[min(t0 + width, n_t)]) for t0 in range(0, n_t, width)]
+    bands = [(first, stop) for first, stop in bands if first < stop]
+    for first, stop in bands:
+        for u in np.unique(t_of[first:stop]):
+            block = slice(starts[u], starts[u + 1])
+            np.matmul(k_rows[:, block].T, coupling(u, first), out=hess[block, first:])
     for v in range(n_s):
-        sel = by_student[starts[v]:starts[v + 1]]
-        if len(sel):
-            hess[sel] += k_rows[:, sel].T @ coupling(n_t + v)
+        f = coupling(n_t + v, 0)
+        for first, stop in bands:
+            if everything:  # the band's rows of student v are every n_s-th: a view
+                rows_v = slice(first + v, stop, n_s)
+            else:
+                rows_v = first + np.flatnonzero(s_of[first:stop] == v)
+                if not len(rows_v):
+                    continue
+            hess[rows_v, first:] += k_rows[:, rows_v].T @ f[:, first:]
     return hess
 
 
-def _full_hessian(prob, sc, dtype) -> np.ndarray:
-    """:func:`_reduced_hessian` over all pairs by broadcasting: faster while it is small.
+# Bands of teacher values for the student terms of _reduced_hessian: more bands skip
+# more of the lower triangle (1/2 in the limit) at the cost of more, smaller products.
+_ROW_BANDS = 8
+
+
+def _full_hessian(prob, sc, dtype, weights=None) -> np.ndarray:
+    """:func:`_reduced_hessian` over all pairs by broadcasting (the whole matrix): faster
+    while it is small.
 
     ``f[c, y, t, s] = k[y, t, s] (M[c, t] + M[c, s'])`` for teacher columns c, then student
     ones, and one batched product per half.
     """
     n_t, n_s, n_y = prob.n_t, prob.n_s, prob.n_y
-    k = sc.k.astype(dtype, copy=False)
+    k = sc.k if weights is None else sc.k * weights.reshape(n_t, n_s)
+    k = k.astype(dtype, copy=False)
     hinv = np.ascontiguousarray(sc.hess_inv.transpose(2, 0, 1), dtype=dtype)  # [c, y, c']
     f = (hinv[:, :, :n_t, None] + hinv[:, :, None, n_t:]) * k
     part_t = np.matmul(np.ascontiguousarray(k.transpose(1, 2, 0)),

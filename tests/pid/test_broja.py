@@ -337,3 +337,33 @@ def test_scaling_hessian_diagonal_stays_positive_where_marginals_underflow():
         warnings.simplefilter("error")  # no division by zero
         assert np.isfinite(_broja._schur_solve(prob, q, residual)).all()
         assert np.isfinite(_broja._schur_inverse(prob, q, residual)).all()
+
+
+@pytest.mark.parametrize("subset", [False, True])
+@pytest.mark.parametrize("bands", [None, 3, 8])
+@pytest.mark.parametrize("zeros", [0.0, 0.3])
+def test_newton_matrix_upper_triangle_matches_the_operator(subset, bands, zeros,
+                                                           monkeypatch):
+    # The formed matrix (weighted, upper triangle) against the matrix-free product, for
+    # all pairs (broadcast, or loops over strided views) and for subsets (gathers), in
+    # bands of one teacher value (8 bands of 7) or several (3 bands: 3, 3, 1).
+    if bands is not None:
+        monkeypatch.setattr(_newton, "_BROADCAST_LIMIT", 0)
+        monkeypatch.setattr(_newton, "_ROW_BANDS", bands)
+    rng = np.random.default_rng(7)
+    p = rng.dirichlet(np.ones(7 * 5 * 4)).reshape(7, 5, 4)
+    p[rng.random(p.shape) < zeros] = 0.0
+    prob = _broja._Problem(p / p.sum())
+    live_idx = np.flatnonzero(prob.live.ravel())
+    w = np.where(prob.live, rng.random(prob.live.shape), 0.0)
+    sc = _broja._scale(prob, w, np.zeros_like(prob.marginals))
+    system = _newton.NewtonSystem(prob, live_idx)
+    system.sc, system.barrier = sc, np.zeros(len(live_idx))
+    dense = np.column_stack([system.matvec(e) for e in np.eye(len(live_idx))])
+    pos = np.sort(rng.choice(len(live_idx), len(live_idx) // 2, replace=False)) if subset \
+        else np.arange(len(live_idx))
+    weights = rng.random(len(pos)) + 0.5
+    formed = _newton._reduced_hessian(prob, sc, live_idx[pos], weights=weights)
+    expected = weights[:, None] * dense[np.ix_(pos, pos)] * weights[None, :]
+    np.testing.assert_allclose(np.triu(formed), np.triu(expected), rtol=1e-9,
+                               atol=1e-12 * np.abs(expected).max())
