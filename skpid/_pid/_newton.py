@@ -49,6 +49,9 @@ class NewtonSystem:
         # CG restores float64 accuracy.
         self.exact = len(self.live_idx) <= self.exact_size
         self.matrix_free = len(self.live_idx) > _DENSE_PAIRS
+        # diag(H + B), cheap and exact: the diagonal preconditioner and the scaling of
+        # the dense factor.
+        self.diag = _hessian_diagonal(self.prob, sc)[self.live_idx] + self.barrier
         if self.exact:
             everything = np.ones(len(self.live_idx), dtype=bool)
             try:
@@ -58,7 +61,6 @@ class NewtonSystem:
                 # indefinite, a modified Newton step (eigenvalues clipped) still descends.
                 self._factorize(everything, np.float64, modified=True)
             return
-        self.diag = _hessian_diagonal(self.prob, sc)[self.live_idx] + self.barrier
         # Far from the boundary (the first iterations) the diagonal alone may precondition
         # well enough; the dense factor is built only once it does not.
         self.coupled = np.zeros(len(self.live_idx), dtype=bool)
@@ -79,7 +81,7 @@ class NewtonSystem:
         barrier = self.barrier[coupled]
         # Diagonal scaling D = diag(H + B)^-1/2, from the cheap exact diagonal: it is
         # folded into the pair weights of the product, so D (H + B) D is formed directly.
-        diag = _hessian_diagonal(self.prob, self.sc)[rows] + barrier
+        diag = self.diag[coupled]
         if not np.all(np.isfinite(diag) & (diag > 0)):
             raise LinAlgError("the Newton matrix has a non-positive or non-finite diagonal")
         scale = 1.0 / np.sqrt(diag)
