@@ -459,6 +459,20 @@ def _dual_bound(prob: _Problem, theta: np.ndarray, k_ts: np.ndarray) -> float:
     return float(bound) if np.isfinite(bound) else -np.inf
 
 
+def _single_source_bound(prob: _Problem) -> float:
+    """``max(-H(Y|T), -H(Y|S))``: a lower bound on f* (the unique atoms are >= 0).
+
+    It is the value of the dual point ``lam = log p(y|t), mu = 0`` (where ``K = 1``), or
+    its student counterpart, and it is attained where an optimal Q makes one source
+    redundant given the other (a zero unique atom, e.g. T a function of S at the
+    optimum).  Such optima are degenerate: the interior-point iterates approach them
+    slowly from the dual side, while the primal side converges as fast as ever.
+    """
+    values = [xlogy(m, m).sum() - xlogy(m.sum(axis=0), m.sum(axis=0)).sum()
+              for m in (prob.p_ty, prob.p_sy)]
+    return float(max(values))
+
+
 def _max_step(x, dx):
     """Largest a with x + a dx >= 0 for x > 0 (about 1e300 where dx >= 0)."""
     return float(np.min(x / np.maximum(-dx, 1e-300)))
@@ -520,19 +534,41 @@ def _check_memory(prob):
             f"fewer clusters when discretizing representations).")
 
 
+def _rank_one_start(prob: _Problem, live: np.ndarray):
+    """Starting weights ``w[t, s] ~ sqrt(P(t) P(s))`` on the live pairs and their exact
+    scaling.
+
+    For any rank-one ``w = u v^T`` the scaling has a closed form: ``a[y, t] = P(t, y) /
+    (sqrt(P(y)) u[t])`` and ``b[y, s] = P(s, y) / (sqrt(P(y)) v[s])`` give
+    ``q = P(t, y) P(s, y) / P(y)``, whose marginals are P's.  This saves the first
+    scaling's Newton steps (about 9 from theta = 0, as many as three interior-point
+    iterations' scalings); measured on random tables, the square roots of P's marginals
+    need as many iterations as the former start between uniform weights and P(t, s).
+    """
+    u, v = np.sqrt(prob.p.sum(axis=(1, 2))), np.sqrt(prob.p.sum(axis=(0, 2)))
+    w = np.where(live, np.outer(u, v).ravel(), 0.0)
+    norm = w.sum()
+    w /= norm
+    half_log_py = 0.5 * np.log(prob.p_ty.sum(axis=1))[:, None]
+    with np.errstate(divide="ignore"):  # inactive values, set to zero
+        lam = np.where(prob.active_t, np.log(prob.p_ty) - half_log_py - np.log(u / norm), 0.0)
+        mu = np.where(prob.active_s, np.log(prob.p_sy) - half_log_py - np.log(v), 0.0)
+    return w, np.concatenate([lam, mu], axis=1)
+
+
 def _interior_point(prob, tol, target, max_iter, stall):
     """The primal-dual interior-point method of the module docstring."""
     live = prob.live.ravel()
     live_idx = np.flatnonzero(live)
-    n_live = int(live.sum())
-    # Start halfway between uniform weights and P's own (t, s) marginal (measured: fewer
-    # iterations on random sparse tables than uniform weights).
-    w = np.where(live, 0.5 / n_live + 0.5 * prob.p.sum(axis=2).ravel(), 0.0)
+    w, theta = _rank_one_start(prob, live)
     z = np.where(live, 1.0, 0.0)
     best, lowers, last_progress, alpha = None, [], 0, 1.0
+    # A bound that is tight where a unique atom vanishes (the iterates' own bounds
+    # approach such degenerate optima slowly); progress is judged without it.
+    single_source = _single_source_bound(prob)
     system = NewtonSystem(prob, live_idx)
     try:
-        sc = _scale(prob, w.reshape(prob.n_t, prob.n_s), np.zeros_like(prob.marginals))
+        sc = _scale(prob, w.reshape(prob.n_t, prob.n_s), theta)
     except np.linalg.LinAlgError:
         sc = None
     it = 0
@@ -553,7 +589,7 @@ def _interior_point(prob, tol, target, max_iter, stall):
             last_progress = it
         # Stall detection only in the end game: early gaps need not shrink monotonically.
         stalled = gap <= 1e-6 and it - last_progress >= stall
-        if gap <= target or stalled:
+        if best is not None and best[0] - single_source <= target or gap <= target or stalled:
             break
         w_l, z_l, g_l = w[live_idx], z[live_idx], 1.0 - k_ts.ravel()[live_idx]
         try:
@@ -574,7 +610,7 @@ def _interior_point(prob, tol, target, max_iter, stall):
         if sc is None:
             break
         z[live] = z_l + a_d * (alpha / a_p) * dz
-    lower = max(lowers, default=-np.inf)
+    lower = max(lowers + [single_source])
     if best is not None and best[0] - lower > tol:
         # Degenerate optima: the primal side converged but the dual iterate is not yet
         # feasible off the support.  Re-balance it where that costs nothing.
