@@ -5,6 +5,8 @@ pairs; this module forms it (or parts of it), applies it matrix-free, and solves
 ``(H + diag(z / w)) dw = rhs``.
 """
 
+import functools
+
 import numpy as np
 from scipy.linalg import LinAlgError, get_lapack_funcs
 
@@ -263,23 +265,36 @@ _ROW_BANDS = 8
 
 
 def _full_hessian(prob, sc, dtype, weights=None) -> np.ndarray:
-    """:func:`_reduced_hessian` over all pairs by broadcasting (the whole matrix): faster
-    while it is small.
+    """:func:`_reduced_hessian` over all pairs (the whole matrix): faster while it is small.
 
-    ``f[c, y, t, s] = k[y, t, s] (M[c, t] + M[c, s'])`` for teacher columns c, then student
-    ones, and one batched product per half.
+    ``f[c, y, (t, s)] = k[y, t, s] (M[c, t] + M[c, s'])`` for teacher columns c, then
+    student ones, and one batched product per half.  The sums ``M[c, t] + M[c, s']`` are
+    one product with the pair-value incidence matrix: BLAS wastes flops on its zeros but
+    still beats the broadcast sum, whose short inner loops run at memory speed (measured:
+    23 vs 32 us at 10 x 10 x 10, 0.24 vs 1.3 ms at 20 x 20 x 10).
     """
     n_t, n_s, n_y = prob.n_t, prob.n_s, prob.n_y
+    d = n_t + n_s
     k = sc.k if weights is None else sc.k * weights.reshape(n_t, n_s)
     k = k.astype(dtype, copy=False)
     hinv = np.ascontiguousarray(sc.hess_inv.transpose(2, 0, 1), dtype=dtype)  # [c, y, c']
-    f = (hinv[:, :, :n_t, None] + hinv[:, :, None, n_t:]) * k
-    part_t = np.matmul(np.ascontiguousarray(k.transpose(1, 2, 0)),
-                       f[:n_t].reshape(n_t, n_y, -1))  # [u, v, i]
-    part_s = np.matmul(np.ascontiguousarray(k.transpose(2, 1, 0)),
-                       f[n_t:].reshape(n_s, n_y, -1))  # [v, u, i]
+    f = (hinv.reshape(d * n_y, d) @ _incidence(n_t, n_s, dtype)).reshape(d, n_y, n_t * n_s)
+    f *= k.reshape(n_y, -1)
+    part_t = np.matmul(np.ascontiguousarray(k.transpose(1, 2, 0)), f[:n_t])  # [u, v, i]
+    part_s = np.matmul(np.ascontiguousarray(k.transpose(2, 1, 0)), f[n_t:])  # [v, u, i]
     part_t += part_s.transpose(1, 0, 2)
     return part_t.reshape(n_t * n_s, -1)
+
+
+@functools.lru_cache(maxsize=8)
+def _incidence(n_t: int, n_s: int, dtype) -> np.ndarray:
+    """``E[c, (t, s)] = [c == t] + [c == n_t + s]`` (read-only, cached per shape)."""
+    pairs = np.arange(n_t * n_s)
+    e = np.zeros((n_t + n_s, n_t * n_s), dtype=dtype)
+    e[pairs // n_s, pairs] = 1
+    e[n_t + pairs % n_s, pairs] = 1
+    e.flags.writeable = False
+    return e
 
 
 def _hessian_diagonal(prob, sc) -> np.ndarray:
