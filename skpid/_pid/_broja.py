@@ -32,9 +32,10 @@ degenerate optima the dual iterate is re-balanced at the end (``_polish_dual``).
 
 Certificate
 -----------
-At every iterate the scaled Q is feasible (to machine precision), which gives an upper
-bound on f*; the scaling variables ``log a``, ``log b`` shifted by ``log max K`` are feasible
-for the dual problem (see ``../shared/paper-notes.md`` section 7), which gives a lower bound.
+At every iterate but the first few (whose scalings may stop early, see ``_QUICK``) the
+scaled Q is feasible (to machine precision), which gives an upper bound on f*; the
+scaling variables ``log a``, ``log b`` shifted by ``log max K`` are feasible for the dual
+problem (see ``../shared/paper-notes.md`` section 7), which gives a lower bound.
 The solver keeps the best of each over all iterates, stops when they are within
 ``target`` nats (or progress stalls) and reports the gap, which bounds the error of every
 atom; ``converged`` says whether it is within ``tol``.
@@ -171,6 +172,14 @@ class _Scaling:
     q: np.ndarray  # (n_y, n_t, n_s) the scaled joint
     hess_inv: np.ndarray  # (n_y, d, d) inverse of the (regularised) scaling Hessian
     error: float  # largest marginal violation
+    relative_error: float  # largest marginal violation relative to the marginal
+    quick: bool = False  # stopped early (see _QUICK)
+
+    @property
+    def feasible(self) -> bool:
+        """Whether q is in Delta_P to round-off (so that its value is an upper bound):
+        scaled to the end, not stopped early."""
+        return not self.quick and self.error <= _FEASIBLE
 
     @property
     def lam(self) -> np.ndarray:  # (n_y, n_t) log a
@@ -204,24 +213,43 @@ def _scaling_hessian(prob, q, residual):
     return hess
 
 
-def _scale(prob: _Problem, w: np.ndarray, theta: np.ndarray,
-           tol: float = 1e-15, max_iter: int = 100) -> _Scaling:
+# Marginal error below which a scaled q counts as feasible: its value is then a certified
+# upper bound (it moves by about 1e-12 * |log q| per cell, below the gaps we certify).
+_FEASIBLE = 1e-12
+
+
+def _scale(prob: _Problem, w: np.ndarray, theta: np.ndarray, tol: float = 1e-15,
+           max_iter: int = 100, quick: float | None = None) -> _Scaling:
     """Scale ``w`` (per class) onto the marginals by damped Newton steps, batched over y.
 
-    A start far from the solution may overflow; the result then reports a large
-    ``error`` and callers step back, so floating-point warnings are silenced here.
+    With ``quick``, stop after one Newton step if every marginal is then within that
+    relative error (see ``_QUICK``).  A start far from the solution may overflow; the
+    result then reports a large ``error`` and callers step back, so floating-point
+    warnings are silenced here.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        return _newton_scaling(prob, w, theta, tol, max_iter)
+        return _newton_scaling(prob, w, theta, tol, max_iter, quick)
 
 
-def _newton_scaling(prob, w, theta, tol, max_iter):
+def _newton_scaling(prob, w, theta, tol, max_iter, quick=None):
     # (lam[y] + c, mu[y] - c) leaves q unchanged; round-off in ill-conditioned steps can
     # still drift along it until lam + mu cancels catastrophically.  Re-balance each class.
     theta = theta * prob.active
     theta -= (theta * prob.balance).sum(axis=1, keepdims=True) * prob.v
     wm = prob.mask * w
     k, q, residual, objective = _scaling_terms(prob, wm, theta)
+    if quick is not None and float(np.abs(residual).max()) > tol:
+        # One Newton step with the inverse that the outer Hessian needs anyway.
+        hess_inv = _scaling_inverse(prob, q, residual)
+        step = -np.matmul(hess_inv, residual[:, :, None])[:, :, 0]
+        trial = _armijo(prob, wm, theta, step, objective, residual)
+        if trial is not None:
+            theta, k, q, residual, objective = trial
+            # Converged to tol in that one step, it is as good as an exact scaling.
+            scaling = _scaling(prob, theta, k, q, hess_inv, residual)
+            scaling.quick = scaling.error > tol
+            if scaling.relative_error <= quick:
+                return scaling
     best, stalled, hess_inv, reuse = np.inf, 0, None, True
     for _ in range(max_iter):
         previous, error = best, float(np.abs(residual).max())
@@ -253,7 +281,14 @@ def _newton_scaling(prob, w, theta, tol, max_iter):
         error = float(np.abs(residual).max())
     if hess_inv is None:
         hess_inv = _scaling_inverse(prob, q, residual)
-    return _Scaling(theta, k, q, hess_inv, error)
+    return _scaling(prob, theta, k, q, hess_inv, residual)
+
+
+def _scaling(prob, theta, k, q, hess_inv, residual) -> _Scaling:
+    error = np.abs(residual)
+    # diagonal_shift: the marginals, and 1 on inactive values (whose residual is zero).
+    return _Scaling(theta, k, q, hess_inv, float(error.max()),
+                    float((error / prob.diagonal_shift).max()))
 
 
 # Marginal error below which Newton steps reuse one inverse Hessian (computed at that
@@ -556,6 +591,14 @@ def _rank_one_start(prob: _Problem, live: np.ndarray):
     return w, np.concatenate([lam, mu], axis=1)
 
 
+def _exact_scaling(prob, w, theta):
+    """The scaling of the weights ``w`` (flat) to round-off, or None if it breaks down."""
+    try:
+        return _scale(prob, w.reshape(prob.n_t, prob.n_s), theta)
+    except np.linalg.LinAlgError:
+        return None
+
+
 def _interior_point(prob, tol, target, max_iter, stall):
     """The primal-dual interior-point method of the module docstring."""
     live = prob.live.ravel()
@@ -567,23 +610,19 @@ def _interior_point(prob, tol, target, max_iter, stall):
     # approach such degenerate optima slowly); progress is judged without it.
     single_source = _single_source_bound(prob)
     system = NewtonSystem(prob, live_idx)
-    try:
-        sc = _scale(prob, w.reshape(prob.n_t, prob.n_s), theta)
-    except np.linalg.LinAlgError:
-        sc = None
-    it = 0
+    sc = _exact_scaling(prob, w, theta)
+    # Quick (inexact) scalings while the iterate's own gap is large; see _QUICK.
+    it, quick_ok = 0, True
     while sc is not None and it < max_iter:
         it += 1
         k_ts = sc.k.sum(axis=0)
         upper, lower = _bounds(prob, sc, k_ts)
-        # Every (converged) scaling gives valid bounds: keep the best of each, and the Q
-        # of the upper one.  Line-search trials are converged; the very first scaling
-        # may not be.
+        # Keep the best bounds, and the Q of the upper one.  Any theta gives a valid lower
+        # bound; only a feasible q (an exact scaling) an upper one.
         best_gap = np.inf if best is None else best[0] - max(lowers)
-        if sc.error <= 1e-12:
-            lowers.append(lower)
-            if best is None or upper < best[0]:
-                best = (upper, lower, sc)
+        lowers.append(lower)
+        if sc.feasible and (best is None or upper < best[0]):
+            best = (upper, lower, sc)
         gap = np.inf if best is None else best[0] - max(lowers)
         if gap < 0.5 * best_gap:
             last_progress = it
@@ -593,12 +632,18 @@ def _interior_point(prob, tol, target, max_iter, stall):
             break
         w_l, z_l, g_l = w[live_idx], z[live_idx], 1.0 - k_ts.ravel()[live_idx]
         try:
-            system.update(sc, w_l, z_l, rtol=float(np.clip(1e-1 * gap, 1e-12, 1e-3)))
+            # CG's tolerance follows the iterate's own gap (the best upper bound may
+            # be old while the scalings are quick).
+            own_gap = min(gap, upper - lower)
+            system.update(sc, w_l, z_l, rtol=min(max(0.1 * own_gap, 1e-12), 1e-3))
             # After a shortened step, centre more (measured on random sparse tables:
             # fewer iterations and fewer stalls than Mehrotra's choice alone).
             dw, dz, center = _mehrotra_step(system, w_l, z_l, g_l,
                                             min_sigma=0.5 if alpha < 0.9 else 0.0)
         except LinAlgError:
+            if not sc.feasible:  # a quick scaling may be too rough: scale exactly, retry
+                quick_ok, sc = False, _exact_scaling(prob, w, sc.theta)
+                continue
             break
         # Fraction to the boundary: 0.99 early, tending to 1 with the gap so that the end
         # game converges superlinearly instead of gaining a factor 100 per iteration.
@@ -606,7 +651,13 @@ def _interior_point(prob, tol, target, max_iter, stall):
         a_p = min(1.0, tau * _max_step(w_l, dw))
         a_d = min(1.0, tau * _max_step(z_l, dz))
         grad_psi = g_l - center / w_l
-        sc, w, alpha = _line_search(prob, sc, w, live, dw, a_p, center, grad_psi @ dw)
+        quick_ok = quick_ok and upper - lower > _QUICK_GAP
+        trial, w_trial, alpha = _line_search(prob, sc, w, live, dw, a_p, center,
+                                             grad_psi @ dw, _QUICK if quick_ok else None)
+        if trial is None and not sc.feasible:
+            quick_ok, sc = False, _exact_scaling(prob, w, sc.theta)
+            continue
+        sc, w = trial, w_trial
         if sc is None:
             break
         z[live] = z_l + a_d * (alpha / a_p) * dz
@@ -741,7 +792,19 @@ def _merit(prob, sc, w, live, center):
     return sum(terms), sum(abs(t) for t in terms)
 
 
-def _line_search(prob, sc, w, live, dw, alpha, center, slope, max_halvings=30):
+# Early interior-point iterations need neither bounds nor merits to round-off: while the
+# iterate's own gap exceeds _QUICK_GAP nats (and until it first drops below), a trial
+# scaling stops after one Newton step from the first-order prediction if every marginal
+# is then within _QUICK of P's, relatively.  That step uses the inverse the outer Hessian
+# needs anyway, so it saves the Newton solve and the one or two further steps an exact
+# scaling takes.  The merit then errs by O(error^2), the Newton directions by O(error)
+# (measured on random 10 x 10 x 10 tables: as many iterations, 13 % less time).  A
+# failure from a quick point falls back to an exact scaling for the rest of the solve.
+_QUICK = 1e-2
+_QUICK_GAP = 1e-4
+
+
+def _line_search(prob, sc, w, live, dw, alpha, center, slope, quick=None, max_halvings=30):
     """Armijo backtracking on the barrier merit along dw (re-scaling at each trial)."""
     merit, magnitude = _merit(prob, sc, w, live, center)
     # The merit is a sum of O(1) terms that nearly cancel at the end: changes below their
@@ -755,18 +818,24 @@ def _line_search(prob, sc, w, live, dw, alpha, center, slope, max_halvings=30):
         # Newton's method, from the current point.
         for theta in (_predict_scaling(prob, sc, step), sc.theta):
             try:
-                trial = _scale(prob, (w + step).reshape(prob.n_t, prob.n_s), theta)
+                trial = _scale(prob, (w + step).reshape(prob.n_t, prob.n_s), theta,
+                               quick=quick)
             except np.linalg.LinAlgError:
                 continue
-            if trial.error <= 1e-12:
+            if _usable(trial, quick):
                 break
-        # A trial whose scaling did not converge has no valid bounds: step back.
-        if trial is not None and trial.error <= 1e-12 and (
+        # A trial whose scaling did not converge has no valid merit: step back.
+        if trial is not None and _usable(trial, quick) and (
                 _merit(prob, trial, w + step, live, center)[0]
                 <= merit + 1e-4 * alpha * slope + slack):
             return trial, w + step, alpha
         alpha *= 0.5
     return None, w, 0.0
+
+
+def _usable(sc: _Scaling, quick: float | None) -> bool:
+    """Whether a trial scaling converged: to round-off, or as far as ``quick`` asks."""
+    return sc.feasible or quick is not None and sc.relative_error <= quick
 
 
 def _optimal_p(prob: _Problem) -> BrojaSolution:

@@ -411,3 +411,62 @@ def test_single_source_bound_is_a_lower_bound(rng):
         p = rng.dirichlet(np.full(4 * 3 * 3, 0.3)).reshape(4, 3, 3)
         prob = _broja._Problem(p)
         assert _broja._single_source_bound(prob) <= _broja.solve_broja(p).objective + 1e-12
+
+
+def _recording_scalings(monkeypatch):
+    """Wrap the scaling routine; returns the list it appends each result to."""
+    results, scale = [], _broja._newton_scaling
+
+    def recording(*args, **kwargs):
+        results.append(scale(*args, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(_broja, "_newton_scaling", recording)
+    return results
+
+
+def test_quick_scalings_stop_early_and_give_no_upper_bound():
+    p = np.random.default_rng(7).dirichlet(np.ones(6 * 5 * 4)).reshape(6, 5, 4)
+    prob = _broja._Problem(p)
+    w, theta = _broja._rank_one_start(prob, prob.live.ravel())
+    # Weights 10 % off those of the start: one Newton step leaves about 1e-3.
+    w = w.reshape(prob.n_t, prob.n_s) * np.random.default_rng(8).uniform(0.9, 1.1, (6, 5))
+    quick = _broja._scale(prob, w, theta, quick=1e-2)
+    exact = _broja._scale(prob, w, theta)
+    assert quick.quick and not quick.feasible
+    assert 1e-15 < quick.relative_error <= 1e-2
+    assert exact.feasible and exact.error <= 1e-15
+
+
+def test_quick_scalings_leave_the_certified_optimum_unchanged(monkeypatch):
+    tables = [np.random.default_rng(seed).dirichlet(np.full(8 * 8 * 4, alpha)).reshape(8, 8, 4)
+              for seed, alpha in [(0, 1.0), (1, 0.3), (2, 0.1)]]
+    scalings = _recording_scalings(monkeypatch)
+    quick = [_broja.solve_broja(p) for p in tables]
+    assert any(sc.quick for sc in scalings)  # the early iterations did stop early
+    monkeypatch.setattr(_broja, "_QUICK_GAP", np.inf)
+    del scalings[:]
+    exact = [_broja.solve_broja(p) for p in tables]
+    assert not any(sc.quick for sc in scalings)
+    for a, b in zip(quick, exact):
+        assert a.converged and b.converged and a.marginal_error <= 1e-12
+        assert abs(a.objective - b.objective) <= a.gap + b.gap + 1e-12
+
+
+def test_a_failed_step_from_a_quick_scaling_falls_back_to_exact_ones(monkeypatch):
+    # A line search that fails from a rough point must not end the solve: the point is
+    # scaled exactly and the iteration retried, with no quick scalings after that.
+    p = np.random.default_rng(9).dirichlet(np.ones(6 * 6 * 3)).reshape(6, 6, 3)
+    line_search, calls = _broja._line_search, []
+
+    def failing_once(prob, sc, w, *args):
+        calls.append((sc.quick, args[-1]))
+        if sc.quick and len([c for c in calls if c[0]]) == 1:
+            return None, w, 0.0
+        return line_search(prob, sc, w, *args)
+
+    monkeypatch.setattr(_broja, "_line_search", failing_once)
+    sol = _broja.solve_broja(p)
+    assert sol.converged
+    first = next(i for i, (was_quick, _) in enumerate(calls) if was_quick)
+    assert all(quick is None for _, quick in calls[first + 1:])
