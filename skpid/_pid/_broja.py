@@ -646,8 +646,9 @@ def _interior_point(prob, tol, target, max_iter, stall):
                 continue
             break
         # Fraction to the boundary: 0.99 early, tending to 1 with the gap so that the end
-        # game converges superlinearly instead of gaining a factor 100 per iteration.
-        tau = 1.0 - min(0.01, upper - lower)
+        # game converges superlinearly instead of gaining a factor 100 per iteration.  (A
+        # quick scaling's q is not feasible: its "gap" may even be negative.)
+        tau = 1.0 - min(0.01, upper - lower) if sc.feasible else 0.99
         a_p = min(1.0, tau * _max_step(w_l, dw))
         a_d = min(1.0, tau * _max_step(z_l, dz))
         grad_psi = g_l - center / w_l

@@ -470,3 +470,15 @@ def test_a_failed_step_from_a_quick_scaling_falls_back_to_exact_ones(monkeypatch
     assert sol.converged
     first = next(i for i, (was_quick, _) in enumerate(calls) if was_quick)
     assert all(quick is None for _, quick in calls[first + 1:])
+
+
+def test_a_quick_scaling_with_a_negative_gap_estimate_keeps_the_dual_positive():
+    # A bootstrap resample of a noisy AND gate: a quick iterate's q is infeasible and its
+    # value fell below the dual bound; the fraction to the boundary was then taken from
+    # that negative "gap", stepped past the boundary and made z negative (overflow).
+    p = np.array([[[0.2475, 0.025], [0.15, 0.0375]],
+                  [[0.2325, 0.05], [0.045, 0.2125]]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sol = _broja.solve_broja(p)
+    assert sol.converged
