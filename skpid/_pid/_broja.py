@@ -174,6 +174,7 @@ class _Scaling:
     error: float  # largest marginal violation
     relative_error: float  # largest marginal violation relative to the marginal
     quick: bool = False  # stopped early (see _QUICK)
+    merit_terms: tuple | None = None  # phi's terms at the weights it scales (_merit)
 
     @property
     def feasible(self) -> bool:
@@ -787,9 +788,16 @@ def _neg_conditional_entropy(p: np.ndarray) -> float:
 
 def _merit(prob, sc, w, live, center):
     """Barrier merit phi(w) - center * sum(log w), with phi(w) = sum(w) + theta.c - sum(q),
-    and the magnitude of its terms (which sets its round-off)."""
-    terms = (w.sum(), _dual_objective(prob, sc.theta), -sc.q.sum(),
-             -center * np.log(w[live]).sum())
+    and the magnitude of its terms (which sets its round-off).
+
+    ``w`` must be the weights ``sc`` scales: the terms but ``center`` are kept on ``sc``
+    (each accepted trial's merit is the next iteration's current one).
+    """
+    if sc.merit_terms is None:
+        sc.merit_terms = (float(w.sum()), _dual_objective(prob, sc.theta),
+                          -float(sc.q.sum()), float(np.log(w[live]).sum()))
+    *phi, log_sum = sc.merit_terms
+    terms = (*phi, -center * log_sum)
     return sum(terms), sum(abs(t) for t in terms)
 
 
