@@ -9,21 +9,42 @@ import time
 import numpy as np
 
 
-def timed(fn, repeats, warm_up=0):
+def timed(fn, repeats, warm_up=0, min_time=0.0):
     """Median and best wall time of ``repeats`` calls of ``fn``, and its last result.
 
     ``warm_up`` untimed calls come first: the first calls at a new problem size pay for
     page faults and the allocator's growth (measured: the first four 10 x 10 x 10 BROJA
-    solves of a process take up to 25 % longer than the rest).
+    solves of a process take up to 25 % longer than the rest).  Calls continue until they
+    have also taken ``min_time`` seconds: on a shared virtual machine a burst of stolen
+    CPU time can cover all of a few millisecond-long calls, not a second of them.
     """
     for _ in range(warm_up):
         fn()
     times, out = [], None
-    for _ in range(repeats):
+    while len(times) < repeats or sum(times) < min_time:
         start = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times), min(times), out
+
+
+def interleaved(fns, repeats, warm_up=0, min_time=0.0):
+    """:func:`timed` for several functions called in alternation, one call each per
+    round, so that all see the same machine; ``{name: (median, best, last result)}``."""
+    for fn in fns.values():
+        for _ in range(warm_up):
+            fn()
+    times = {name: [] for name in fns}
+    out = {}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < repeats or time.perf_counter() - start < min_time:
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            out[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return {name: (statistics.median(t), min(t), out[name]) for name, t in times.items()}
 
 
 def machine() -> str:

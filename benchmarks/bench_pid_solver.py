@@ -25,7 +25,7 @@ from skpid._pid._core import broja_atoms
 from skpid._pid._information import task_informations
 from skpid._testing import cvxpy_broja_objective, dit_broja_atoms
 
-from _timing import timed
+from _timing import interleaved
 
 SHAPES = [(2, 2, 2), (5, 5, 5), (10, 10, 10), (20, 20, 10), (30, 30, 10), (10, 10, 100),
           (30, 30, 30), (64, 64, 100)]
@@ -78,19 +78,30 @@ def seeded_table(shape, k):
 
 
 def measure(p, args):
-    """Times (s) and atom differences (bits) of the three solvers on one table."""
-    t_ours, _, ours = timed(lambda: pid_from_pmf(p), args.repeats, warm_up=2)
-    ours_atoms = np.array([getattr(ours, a) for a in ATOMS])
-    row = {"skpid": t_ours, "gap": ours.gap, "cvxpy": np.nan, "dit": np.nan,
-           "d_cvxpy": np.nan, "d_dit": np.nan}
+    """Times (s) and atom differences (bits) of the three solvers on one table.
+
+    skpid and cvxpy are timed in alternation, one call each per round, so that both see
+    the same machine: on a shared virtual machine the speed drifts by tens of percent
+    from one second to the next.
+    """
+    solvers = {"skpid": lambda: pid_from_pmf(p)}
+    row = {"cvxpy": np.nan, "dit": np.nan, "d_cvxpy": np.nan, "d_dit": np.nan}
     # cvxpy runs in this process (its solver threads do not survive a fork), so it is
     # skipped beyond --cvxpy-max-cells rather than abandoned after a time limit.
-    if np.prod(p.shape) <= args.cvxpy_max_cells:
+    cvxpy_runs = np.prod(p.shape) <= args.cvxpy_max_cells
+    if cvxpy_runs:
         start = time.perf_counter()
         cvxpy_broja_objective(p)
         row["cvxpy"] = time.perf_counter() - start
-        if row["cvxpy"] < 20:  # cheap enough for a median of several runs (2 warm-ups)
-            row["cvxpy"] = timed(lambda: cvxpy_broja_objective(p), args.repeats, warm_up=1)[0]
+        if row["cvxpy"] < 20:  # cheap enough for a median of several runs
+            solvers["cvxpy"] = lambda: cvxpy_broja_objective(p)
+    times = interleaved(solvers, args.repeats, warm_up=2, min_time=args.min_time)
+    ours = times["skpid"][2]
+    ours_atoms = np.array([getattr(ours, a) for a in ATOMS])
+    row.update(skpid=times["skpid"][0], gap=ours.gap)
+    if "cvxpy" in times:
+        row["cvxpy"] = times["cvxpy"][0]
+    if cvxpy_runs:
         # Agreement is judged against a tight-tolerance solve (untimed): at Clarabel's
         # default tolerances (1e-8) its atoms are off by up to a few 1e-7 bits.
         tight = cvxpy_broja_objective(p, **TIGHT)
@@ -116,12 +127,15 @@ def main():
     parser.add_argument("--dit-limit", type=float, default=60.0)
     parser.add_argument("--cvxpy-max-cells", type=int, default=100_000)
     parser.add_argument("--warm-up", type=float, default=1.0, help="seconds per solver")
+    parser.add_argument("--min-time", type=float, default=1.0,
+                        help="least seconds of timed rounds per table")
     args = parser.parse_args()
     shapes = ([tuple(int(v) for v in s.split(",")) for s in args.shapes]
               if args.shapes else SHAPES)
     print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}, "
           f"{os.cpu_count()} CPUs, python {platform.python_version()}, numpy {np.__version__}")
-    print(f"{args.tables} table(s) per shape, {args.repeats} timed runs each")
+    print(f"{args.tables} table(s) per shape; skpid and cvxpy timed in alternation, at "
+          f"least {args.repeats} rounds and {args.min_time:g} s per table")
     # Warm-up: imports, first-call overheads and a second of calls each (the first few
     # dozen solves in a fresh process run about 15 % slower), for skpid and cvxpy alike;
     # dit warms up in its own process (run_with_limit).
