@@ -51,18 +51,17 @@ class NewtonSystem:
         # CG restores float64 accuracy.
         self.exact = len(self.live_idx) <= self.exact_size
         self.matrix_free = len(self.live_idx) > _DENSE_PAIRS
-        # diag(H + B), cheap and exact: the diagonal preconditioner and the scaling of
-        # the dense factor.
-        self.diag = _hessian_diagonal(self.prob, sc)[self.live_idx] + self.barrier
         if self.exact:
-            everything = np.ones(len(self.live_idx), dtype=bool)
             try:
-                self._factorize(everything, np.float64)
+                self._factorize_exact()
             except LinAlgError:
                 # H is semi-definite in exact arithmetic; where round-off in M_y^+ makes it
                 # indefinite, a modified Newton step (eigenvalues clipped) still descends.
-                self._factorize(everything, np.float64, modified=True)
+                self._factorize_exact(modified=True)
             return
+        # diag(H + B), cheap and exact: the diagonal preconditioner and the scaling of
+        # the dense factor.
+        self.diag = _hessian_diagonal(self.prob, sc)[self.live_idx] + self.barrier
         # Far from the boundary (the first iterations) the diagonal alone may precondition
         # well enough; the dense factor is built only once it does not.
         self.coupled = np.zeros(len(self.live_idx), dtype=bool)
@@ -78,15 +77,29 @@ class NewtonSystem:
             # fair preconditioner (CG works with the exact operator).
             self._factorize(coupled, np.float64, ridge=1e-6)
 
+    def _factorize_exact(self, modified=False):
+        """The float64 factor of ``D (H + B) D`` over all pairs, D = diag(H + B)^-1/2 read
+        off the formed matrix (no separate pass for the diagonal)."""
+        n = len(self.live_idx)
+        hess = _reduced_hessian(self.prob, self.sc, self.live_idx)  # upper triangle
+        diagonal = hess.reshape(-1)[::n + 1]  # a view of the diagonal
+        self.diag = diagonal + self.barrier
+        scale = _diagonal_scale(self.diag)
+        # The lower triangle may hold any leftover values (never read): no warnings.
+        with np.errstate(all="ignore"):
+            hess *= scale[:, None]
+            hess *= scale
+        diagonal += self.barrier * scale ** 2
+        self._set_factor(hess, modified)
+        self.all_coupled, self.coupled = True, np.ones(n, dtype=bool)
+        self.scale, self.dtype = scale, np.float64
+
     def _factorize(self, coupled, dtype, ridge=0.0, modified=False):
         rows = self.live_idx[coupled]
         barrier = self.barrier[coupled]
         # Diagonal scaling D = diag(H + B)^-1/2, from the cheap exact diagonal: it is
         # folded into the pair weights of the product, so D (H + B) D is formed directly.
-        diag = self.diag[coupled]
-        if not np.all(np.isfinite(diag) & (diag > 0)):
-            raise LinAlgError("the Newton matrix has a non-positive or non-finite diagonal")
-        scale = 1.0 / np.sqrt(diag)
+        scale = _diagonal_scale(self.diag[coupled])
         if dtype == np.float32 and self.buffer is None:
             # One workspace for every factor: a fresh 4 n^2-byte array per iteration
             # costs about as much in page faults as forming the matrix.
@@ -97,6 +110,13 @@ class NewtonSystem:
         assert hess.flags.c_contiguous  # else reshape would copy, and updates be lost
         diagonal = hess.reshape(-1)[::len(rows) + 1]  # a view of the diagonal
         diagonal += (barrier * scale ** 2 + ridge).astype(dtype)
+        self._set_factor(hess, modified)
+        self.all_coupled = bool(coupled.all())
+        self.coupled, self.scale, self.dtype = coupled, scale, dtype
+
+    def _set_factor(self, hess, modified):
+        """Cholesky factor of the (upper triangle of) ``hess``, or with ``modified`` its
+        eigen-decomposition with eigenvalues clipped to be positive."""
         if modified:
             values, vectors = np.linalg.eigh(hess, UPLO="U")
             values = np.maximum(values, 1e-12 * values[-1])
@@ -104,8 +124,6 @@ class NewtonSystem:
             self.eigen = (vectors, 1.0 / values)
         else:
             self.factor = _cholesky(hess)
-        self.all_coupled = bool(coupled.all())
-        self.coupled, self.scale, self.dtype = coupled, scale, dtype
 
     def matvec(self, v):
         """``(H + diag(z / w)) v`` in float64, without forming H."""
@@ -171,6 +189,13 @@ class NewtonSystem:
             x = x + step * d
             r = r - step * ad
         return x, bool(np.linalg.norm(r) <= target)
+
+
+def _diagonal_scale(diag: np.ndarray) -> np.ndarray:
+    """``diag^-1/2``; LinAlgError unless every entry is positive and finite."""
+    if not np.all(np.isfinite(diag) & (diag > 0)):
+        raise LinAlgError("the Newton matrix has a non-positive or non-finite diagonal")
+    return 1.0 / np.sqrt(diag)
 
 
 def _cholesky(hess: np.ndarray) -> np.ndarray:

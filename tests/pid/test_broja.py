@@ -482,3 +482,38 @@ def test_a_quick_scaling_with_a_negative_gap_estimate_keeps_the_dual_positive():
         warnings.simplefilter("error")
         sol = _broja.solve_broja(p)
     assert sol.converged
+
+
+@pytest.mark.parametrize("dead_pairs", [False, True])
+@pytest.mark.parametrize("modified", [False, True])
+def test_exact_newton_solve_matches_the_operator(dead_pairs, modified, monkeypatch):
+    # Small systems are solved by one float64 factor of D (H + B) D, its diagonal read off
+    # the formed matrix; with dead pairs the matrix is formed in bands and its lower
+    # triangle is left as it was (filled with 1e308 here), which must neither leak into
+    # the solution nor raise floating-point warnings (overflow when scaled).
+    rng = np.random.default_rng(11)
+    p = rng.dirichlet(np.ones(6 * 5 * 3)).reshape(6, 5, 3)
+    if dead_pairs:  # no class has both t = 0 and s = 0, nor t = 1 and s = 1
+        p[0, :, 1:] = p[:, 0, 0] = p[1, :, :2] = p[:, 1, 2] = 0.0
+    prob = _broja._Problem(p / p.sum())
+    live_idx = np.flatnonzero(prob.live.ravel())
+    assert len(live_idx) == 30 - 2 * dead_pairs
+    w = np.where(prob.live, rng.random(prob.live.shape), 0.0)
+    sc = _broja._scale(prob, w, np.zeros_like(prob.marginals))
+    w_l = w.ravel()[live_idx]
+    z = rng.random(len(live_idx)) * 10 ** rng.uniform(-6, 1, len(live_idx))
+    system = _newton.NewtonSystem(prob, live_idx)
+    full = np.full
+    with warnings.catch_warnings(), monkeypatch.context() as patch:
+        warnings.simplefilter("error")
+        patch.setattr(np, "empty", lambda shape, dtype=float: full(shape, 1e308, dtype))
+        system.update(sc, w_l, z)
+        if modified:
+            system._factorize_exact(modified=True)
+        patch.undo()
+        assert system.exact and (system.factor is None) == modified
+        rhs = rng.normal(size=len(live_idx))
+        x = system.solve(rhs)
+    np.testing.assert_allclose(system.matvec(x), rhs, rtol=1e-8, atol=1e-10)
+    expected_diag = _newton._hessian_diagonal(prob, sc)[live_idx] + z / w_l
+    np.testing.assert_allclose(system.diag, expected_diag, rtol=1e-10)
