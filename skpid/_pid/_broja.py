@@ -807,7 +807,7 @@ def _merit(prob, sc, w, live, center):
 # is then within _QUICK of P's, relatively.  That step uses the inverse the outer Hessian
 # needs anyway, so it saves the Newton solve and the one or two further steps an exact
 # scaling takes.  The merit then errs by O(error^2), the Newton directions by O(error)
-# (measured on random 10 x 10 x 10 tables: as many iterations, 13 % less time).  A
+# (measured on random 10 x 10 x 10 tables: as many iterations, about 14 % less time).  A
 # failure from a quick point falls back to an exact scaling for the rest of the solve.
 _QUICK = 1e-2
 _QUICK_GAP = 1e-4
