@@ -53,7 +53,7 @@ def run_with_limit(fn, arg, limit, warm):
 
     dit's solver cannot be interrupted from inside, so it runs in a process we can kill.
     The child is forked from a fork server, not from this process: forking this process
-    left its next few dozen skpid solves up to 3x slower (measured at 10 x 10 x 10), which
+    left its next few dozen skpid solves up to 4x slower (measured at 10 x 10 x 10), which
     biased every shape timed after a dit run.  ``fn(warm)`` runs first, untimed.
     """
     ctx = multiprocessing.get_context("forkserver")
