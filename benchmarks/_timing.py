@@ -9,19 +9,10 @@ import time
 import numpy as np
 
 
-def timed(fn, repeats, warm_up=0, min_time=0.0):
-    """Median and best wall time of ``repeats`` calls of ``fn``, and its last result.
-
-    ``warm_up`` untimed calls come first: the first calls at a new problem size pay for
-    page faults and the allocator's growth (measured: the first four 10 x 10 x 10 BROJA
-    solves of a process take up to 25 % longer than the rest).  Calls continue until they
-    have also taken ``min_time`` seconds: on a shared virtual machine a burst of stolen
-    CPU time can cover all of a few millisecond-long calls, not a second of them.
-    """
-    for _ in range(warm_up):
-        fn()
+def timed(fn, repeats):
+    """Median and best wall time of ``repeats`` calls of ``fn``, and its last result."""
     times, out = [], None
-    while len(times) < repeats or sum(times) < min_time:
+    for _ in range(repeats):
         start = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - start)
@@ -35,7 +26,10 @@ def interleaved(fns, repeats, warm_up=0, min_time=0.0, block=0.05):
     once), and rounds go on until there are ``repeats`` of them and ``min_time`` seconds
     have passed.  Blocks of equal time rather than one call each, because a call right
     after another solver's runs with cold caches (measured: 12 % slower for skpid after
-    cvxpy at 10 x 10 x 10).  Returns ``{name: (median, best, last result)}``.
+    cvxpy at 10 x 10 x 10).  ``warm_up`` untimed calls of each come first: the first calls
+    at a new problem size pay for page faults and the allocator's growth (measured: the
+    first four 10 x 10 x 10 BROJA solves of a process take up to 25 % longer than the
+    rest).  Returns ``{name: (median, best, last result)}``.
     """
     for fn in fns.values():
         for _ in range(warm_up):

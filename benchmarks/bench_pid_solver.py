@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from skpid import pid_from_pmf
+from skpid._pid._broja import _neg_conditional_entropy
 from skpid._pid._core import broja_atoms
 from skpid._pid._information import task_informations
 from skpid._testing import cvxpy_broja_objective, dit_broja_atoms
@@ -112,7 +113,7 @@ def measure(p, args):
             tight = cvxpy_broja_objective(p, **TIGHT)
         difference = np.abs(atoms_from_objective(p, tight) - ours_atoms).max()
         if any("inaccurate" in str(w.message) for w in caught):
-            row["inaccurate"] = (difference, tight - neg_conditional_entropy(ours.q),
+            row["inaccurate"] = (difference, tight - _neg_conditional_entropy(ours.q),
                                  marginal_error(ours.q, p))
         else:
             row["d_cvxpy"] = difference
@@ -121,13 +122,6 @@ def measure(p, args):
         row["dit"], dit_atoms = dit_out
         row["d_dit"] = np.abs(np.array([dit_atoms[a] for a in ATOMS]) - ours_atoms).max()
     return row
-
-
-def neg_conditional_entropy(q):
-    """-H_q(Y|T,S) in nats, evaluated here (independently of the solver)."""
-    q_ts = q.sum(axis=2, keepdims=True)
-    cells = q > 0
-    return float((q[cells] * np.log((q / np.where(q_ts > 0, q_ts, 1.0))[cells])).sum())
 
 
 def marginal_error(q, p):
