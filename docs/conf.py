@@ -35,6 +35,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # MathJax served from the built site itself, so that formulas render offline (the
+    # default loads it from a CDN).
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
@@ -48,7 +51,16 @@ default_role = "code"  # `x` renders as inline code, never a broken reference
 
 # -- API reference ---------------------------------------------------------------------
 autosummary_generate = True
-autodoc_default_options = {"members": False, "inherited-members": False}
+# Each class page lists the methods and attributes the class defines (``class.rst`` asks
+# for members; inherited scikit-learn and skorch plumbing stays on those projects' pages).
+autodoc_default_options = {
+    "members": True, "inherited-members": False, "member-order": "groupwise",
+    # scikit-learn's metadata-routing setters are generated per class; their docstrings
+    # point into scikit-learn's own glossary.
+    "exclude-members": "set_fit_request, set_partial_fit_request, set_score_request, "
+                       "set_transform_request, set_predict_request, "
+                       "set_predict_proba_request",
+}
 autodoc_typehints = "none"  # the numpydoc Parameters sections carry the types
 numpydoc_show_class_members = False  # the class template lists the members itself
 numpydoc_class_members_toctree = False

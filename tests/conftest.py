@@ -4,11 +4,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "pid_reference.json"
+# Certified BROJA values, kept in the repository (provenance: tests/data/README.md).
+REFERENCE = Path(__file__).resolve().parent / "data" / "pid_reference.json"
 
 
 def load_reference_cases():
-    """The certified cases of ../shared/reference, or a skip reason if absent."""
+    """The certified cases of tests/data/pid_reference.json (an empty list if the file is
+    missing, which ``test_reference_file_is_present`` reports as a failure)."""
     if not REFERENCE.exists():
         return []
     return json.loads(REFERENCE.read_text())["cases"]
