@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from ._cli_score import add_score_command
+from ._cli_score import MAX_SEED, add_score_command, seed_type
 from ._demo import run_demo
 
 
@@ -13,7 +13,8 @@ def main(argv=None) -> int:
     demo = commands.add_parser("demo", help="print the PID of canonical gates and of a "
                                             "sampled teacher/student pair, then distill "
                                             "a digits CNN with none/KD/VID/RID")
-    demo.add_argument("--seed", type=int, default=0, help="random seed of the sample")
+    demo.add_argument("--seed", type=seed_type, default=0,
+                      help=f"random seed of the sample, in [0, {MAX_SEED}]")
     demo.add_argument("--no-distill", action="store_true",
                       help="skip the knowledge-distillation part (digits, about 30 s)")
     add_score_command(commands)

@@ -1,6 +1,10 @@
 """``python -m skpid score``: PID of saved teacher/student activations."""
 
+import argparse
 import json
+import math
+import os
+import stat
 import sys
 import zipfile
 from pathlib import Path
@@ -8,13 +12,79 @@ from pathlib import Path
 import numpy as np
 
 from ._estimator import DISCRETIZERS, score_representations
+from ._labels import check_label_array
 from ._sampling import QUANTITIES
 
 _UNITS = {2.0: "bits", float(np.e): "nats"}
+# What a file of each suffix starts with: numpy's .npy header, a zip archive for .npz.
+_MAGIC = {".npy": (b"\x93NUMPY",), ".npz": (b"PK\x03\x04", b"PK\x05\x06")}
+# numpy's RandomState accepts seeds in [0, 2**32 - 1].
+MAX_SEED = 2 ** 32 - 1
 
 
 class InputError(Exception):
     """A problem with the files or options given on the command line."""
+
+
+# -- option types: argparse reports their errors as "argument --name: message", exit 2 ---
+def int_at_least(minimum: int, maximum: int | None = None):
+    """An argparse ``type`` accepting integers in ``[minimum, maximum]``."""
+    bounds = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer {bounds}; got {text!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be an integer {bounds}; got {value}")
+        return value
+
+    parse.__name__ = "integer"  # named in argparse's own messages
+    return parse
+
+
+def n_jobs_type(text: str) -> int:
+    """joblib's ``n_jobs``: a non-zero integer (-1: all cores)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-zero integer (-1: all cores); got "
+                                         f"{text!r}") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be a non-zero integer (-1: all cores); got 0")
+    return value
+
+
+def _finite_float(text: str, expected: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {expected}; got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be {expected}; got {text}")
+    return value
+
+
+def base_type(text: str) -> float:
+    """A logarithm base: finite, > 0 and != 1."""
+    expected = "a finite number > 0 and != 1 (2: bits, 2.718281828459045: nats)"
+    value = _finite_float(text, expected)
+    if value <= 0 or value == 1:
+        raise argparse.ArgumentTypeError(f"must be {expected}; got {text}")
+    return value
+
+
+def confidence_type(text: str) -> float:
+    """A confidence level in (0, 1)."""
+    expected = "a number in (0, 1), e.g. 0.95"
+    value = _finite_float(text, expected)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be {expected}; got {text}")
+    return value
+
+
+seed_type = int_at_least(0, MAX_SEED)
 
 
 def add_score_command(commands) -> None:
@@ -24,41 +94,82 @@ def add_score_command(commands) -> None:
         description="Decompose the task information of labels into what a teacher "
                     "representation and a student representation hold (PID). Arrays of "
                     "any trailing shape are flattened per sample. For .npz files name the "
-                    "array as FILE.npz:KEY unless the file holds a single array.")
+                    "array as FILE.npz:KEY unless the file holds a single array. Usage "
+                    "errors exit with status 2.")
     score.add_argument("--teacher", required=True, help="teacher activations, (N, ...)")
     score.add_argument("--student", required=True, help="student activations, (N, ...)")
-    score.add_argument("--labels", required=True, help="integer class labels, (N,)")
-    score.add_argument("--n-clusters", type=int, default=10)
-    score.add_argument("--n-components", type=int, default=5)
+    score.add_argument("--labels", required=True,
+                       help="class labels, (N,): integers, booleans or strings")
+    score.add_argument("--n-clusters", type=int_at_least(1), default=10)
+    score.add_argument("--n-components", type=int_at_least(1), default=5)
     score.add_argument("--measure", choices=("broja", "mmi", "gaussian"), default="broja")
     score.add_argument("--discretizer", choices=DISCRETIZERS, default="kmeans")
-    score.add_argument("--base", type=float, default=2.0, help="log base (2: bits)")
+    score.add_argument("--base", type=base_type, default=2.0, help="log base (2: bits)")
     score.add_argument("--bias-correction", choices=("none", "permutation"), default="none")
-    score.add_argument("--n-permutations", type=int, default=20)
-    score.add_argument("--n-bootstrap", type=int, default=0,
+    score.add_argument("--n-permutations", type=int_at_least(1), default=20)
+    score.add_argument("--n-bootstrap", type=int_at_least(0), default=0,
                        help="bootstrap resamples for confidence intervals (0: none)")
-    score.add_argument("--confidence", type=float, default=0.95)
-    score.add_argument("--n-jobs", type=int, default=None)
-    score.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    score.add_argument("--confidence", type=confidence_type, default=0.95)
+    score.add_argument("--n-jobs", type=n_jobs_type, default=None)
+    score.add_argument("--seed", type=seed_type, default=0,
+                       help=f"random seed in [0, {MAX_SEED}] (default 0)")
     score.add_argument("--progress", action="store_true",
                        help="report progress of the resamples on stderr")
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     score.set_defaults(handler=run_score)
 
 
+# -- files -----------------------------------------------------------------------------------
+def _check_file(file: Path, path: str, option: str) -> None:
+    """A readable, non-empty regular file whose first bytes match its suffix."""
+    try:
+        info = file.stat()
+    except FileNotFoundError:
+        if file.is_symlink():
+            raise InputError(f"{option}: file not found: {path} is a symbolic link to "
+                             f"{os.readlink(file)}, which does not exist") from None
+        raise InputError(f"{option}: file not found: {path}") from None
+    except NotADirectoryError:
+        raise InputError(f"{option}: file not found: {path} (a part of the path is not a "
+                         "directory)") from None
+    except OSError as exc:
+        raise InputError(f"{option}: cannot access {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{option}: {path} is a directory; expected a .npy or .npz file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{option}: {path} is not a regular file (a device, pipe or "
+                         "socket); expected a .npy or .npz file")
+    if file.suffix not in _MAGIC:
+        raise InputError(f"{option}: expected a .npy or .npz file; got {path}")
+    if info.st_size == 0:
+        raise InputError(f"{option}: {path} is empty (0 bytes)")
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(8)
+    except PermissionError:
+        raise InputError(f"{option}: {path} is not readable (permission denied)") from None
+    except OSError as exc:
+        raise InputError(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
+    if not head.startswith(_MAGIC[file.suffix]):
+        what = "numpy's .npy header" if file.suffix == ".npy" else "a zip archive"
+        raise InputError(f"{option}: {path} is not a {file.suffix} file (it does not start "
+                         f"with {what}); save arrays with np.save or np.savez")
+
+
 def load_array(spec: str, option: str) -> np.ndarray:
     """Load ``FILE.npy``, ``FILE.npz`` (single array) or ``FILE.npz:KEY``."""
     path, _, key = spec.partition(":") if ".npz:" in spec else (spec, "", "")
     file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{option}: file not found: {path}")
-    if file.suffix not in (".npy", ".npz"):
-        raise InputError(f"{option}: expected a .npy or .npz file; got {path}")
+    _check_file(file, path, option)
     try:
         loaded = np.load(file, allow_pickle=False)
-    except ValueError as exc:  # object arrays need pickle, which we refuse for safety
-        raise InputError(f"{option}: cannot read {path} as a numeric array ({exc})") from None
-    except (OSError, zipfile.BadZipFile) as exc:
+    except ValueError as exc:
+        if "Object arrays" in str(exc) or "pickled" in str(exc):
+            # Object arrays need pickle, which is refused: loading it runs code.
+            raise InputError(f"{option}: {path} holds Python objects (dtype object), which "
+                             "are not loaded for safety; save numbers or strings") from None
+        raise InputError(f"{option}: cannot read {path} as an array ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{option}: cannot read {path}: {exc}") from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
@@ -70,7 +181,14 @@ def load_array(spec: str, option: str) -> np.ndarray:
                 key = keys[0]
             if key not in keys:
                 raise InputError(f"{option}: {path} has no array {key!r}; it has {keys}")
-            return loaded[key]
+            try:
+                return loaded[key]
+            except ValueError as exc:  # an object array inside the archive
+                raise InputError(f"{option}: cannot read array {key!r} of {path} ({exc})"
+                                 ) from None
+            except (OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise InputError(f"{option}: cannot read array {key!r} of {path}: {exc}"
+                                 ) from None
     return loaded
 
 
@@ -81,11 +199,21 @@ def _check_inputs(teacher, student, labels) -> np.ndarray:
         if arr.ndim < 2:
             raise InputError(f"{option}: activations must have shape (N, ...) with one row "
                              f"per sample; got shape {arr.shape}")
+        if arr.shape[0] == 0 or arr.size == 0:
+            raise InputError(f"{option}: the array is empty (shape {arr.shape}); expected "
+                             "one row of activations per sample")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            rows = np.flatnonzero(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))
+            raise InputError(f"{option}: activations contain NaN or infinity in "
+                             f"{len(rows)} sample(s), e.g. rows {rows[:5].tolist()}; remove "
+                             "or impute those samples")
     if labels.ndim != 1:
         raise InputError(f"--labels: must be 1-D (one label per sample); got shape "
                          f"{labels.shape}")
+    # The library's label checks (missing, infinite, mixed), with the option named.
+    labels = check_label_array(labels, "--labels")
     if labels.dtype.kind == "f":
-        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+        if np.any(labels != np.round(labels)):
             raise InputError("--labels: class labels must be integers (or strings); got "
                              "non-integer floats")
         labels = labels.astype(np.int64)

@@ -12,20 +12,34 @@ import warnings
 
 import numpy as np
 import scipy.linalg
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.cluster import KMeans
-from sklearn.preprocessing import normalize
 from sklearn.utils.extmath import randomized_svd
-from threadpoolctl import ThreadpoolController
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+from threadpoolctl import ThreadpoolController
+
+
+def tensor_to_numpy(X):
+    """Torch tensors (on any device, with or without grad, of any float dtype) as numpy
+    arrays; anything else unchanged."""
+    if hasattr(X, "detach") and hasattr(X, "cpu"):
+        tensor = X.detach().cpu()
+        # numpy has no bfloat16 (nor float8): widen low-precision floats to float32,
+        # which holds their values exactly.
+        if tensor.is_floating_point() and tensor.element_size() < 4:
+            tensor = tensor.float()
+        return tensor.numpy()
+    return X
 
 
 def flatten_samples(X):
     """``X`` reshaped to ``(n_samples, -1)`` when it has more than two dimensions.
 
     Two-dimensional inputs (arrays, DataFrames, lists) pass through untouched so that
-    scikit-learn's validation still sees feature names and dtypes.
+    scikit-learn's validation still sees feature names and dtypes; torch tensors become
+    numpy arrays (:func:`tensor_to_numpy`).
     """
+    X = tensor_to_numpy(X)
     if hasattr(X, "ndim") and hasattr(X, "reshape") and not hasattr(X, "tocsr"):
         return X.reshape(X.shape[0], -1) if X.ndim > 2 else X
     if isinstance(X, (list, tuple)):
@@ -133,10 +147,59 @@ def _count_distinct_rows(Z: np.ndarray) -> int:
     return len(np.unique(Z, axis=0))
 
 
+def normalizes(enabled: bool, n_features: int) -> bool:
+    """Whether rows are scaled to unit norm: asked for, and more than one column (a single
+    column's unit-norm version keeps only its sign, so it is left as is)."""
+    return bool(enabled) and n_features > 1
+
+
 def normalize_rows(X: np.ndarray, enabled: bool) -> np.ndarray:
-    """Rows of ``X`` scaled to unit L2 norm when ``enabled`` (all-zero rows stay zero)."""
-    # A single column's unit-norm version keeps only its sign: leave it as is.
-    return normalize(X) if enabled and X.shape[1] > 1 else X
+    """Rows of ``X`` scaled to unit L2 norm when ``enabled`` (all-zero rows stay zero).
+
+    Scale-invariant over the whole finite range of the dtype: each row is first divided
+    by its largest absolute entry, so that the squares summed for its norm lie in [0, 1]
+    and can neither overflow (float32 entries beyond about 1e19, float64 beyond 1e154)
+    nor underflow to zero (below 1e-19 / 1e-154).  scikit-learn's ``normalize`` squares
+    the raw entries and, besides, leaves rows whose norm is below 10 machine epsilons
+    (1.2e-6 in float32, 2.2e-15 in float64) unscaled, taking them for zero rows: that
+    made the codes, hence every score, depend on the units of the activations.  Rows
+    that are exactly zero stay zero (they have no direction): all of them share one
+    point, hence one code, deterministically.
+    """
+    if not normalizes(enabled, X.shape[1]):
+        return X
+    peak = np.max(np.abs(X), axis=1, keepdims=True)
+    out = np.divide(X, peak, out=np.zeros_like(X), where=peak > 0)
+    norms = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]  # in [1, sqrt(d)], or 0
+    return np.divide(out, norms, out=out, where=norms > 0)
+
+
+def power_of_two_scale(X: np.ndarray) -> float:
+    """The largest power of two not above ``max |X|`` (1.0 for an all-zero ``X``).
+
+    Dividing by it brings the entries into (-2, 2) exactly (a power of two only shifts
+    exponents), so the squares and products of the PCA and KMeans that follow neither
+    overflow nor underflow, whatever the units of ``X``, and data that differ by a power
+    of two give bit-identical codes.
+    """
+    peak = float(np.max(np.abs(X))) if X.size else 0.0
+    if not 0 < peak < np.inf:
+        return 1.0
+    # frexp: peak = m * 2**e with 0.5 <= m < 1, so 2**(e - 1) <= peak (and is finite
+    # even for peak near the largest float, where 2**e would overflow).
+    return float(np.ldexp(1.0, np.frexp(peak)[1] - 1))
+
+
+def fit_row_scale(Z: np.ndarray, normalized: bool) -> float:
+    """The ``scale_`` a discretizer divides its (normalised) rows by: 1 for unit-norm rows
+    (already in [-1, 1]), else the power of two of :func:`power_of_two_scale`."""
+    return 1.0 if normalized else power_of_two_scale(Z)
+
+
+def prepare_rows(X: np.ndarray, normalize: bool, scale: float) -> np.ndarray:
+    """Rows as the PCA sees them: normalised when asked for, then divided by ``scale``."""
+    Z = normalize_rows(X, normalize)
+    return Z if scale == 1.0 else Z / scale
 
 
 def fit_kmeans(Z: np.ndarray, n_clusters: int, n_init: int, random_state,
@@ -164,7 +227,7 @@ def kmeans_codes(est, X) -> np.ndarray:
     """The cluster (int64) of every row of ``X`` under a fitted KMeans discretizer ``est``:
     validation, row normalisation, projection on ``est``'s axes, nearest centre."""
     X = est._validate(X, reset=False)
-    Z = est._project(normalize_rows(X, est.normalize))
+    Z = est._project(est._prepare(X))
     with _serial_threads():
         return est.kmeans_.predict(Z).astype(np.int64)
 
@@ -180,6 +243,10 @@ class _BaseDiscretizer(TransformerMixin, BaseEstimator):
     def _project(self, X):
         """Coordinates of the rows of ``X`` on the fitted principal axes."""
         return (X - self.mean_) @ self.components_.T
+
+    def _prepare(self, X):
+        """Validated rows as the fitted PCA sees them (see :func:`prepare_rows`)."""
+        return prepare_rows(X, getattr(self, "normalize", False), self.scale_)
 
     def get_feature_names_out(self, input_features=None):
         """One output column: ``["<classname>_code"]``.
@@ -222,7 +289,10 @@ class KMeansDiscretizer(_BaseDiscretizer):
         ``min(n_components, n_samples, n_features)`` when larger (``n_components_``).
     normalize : bool, default=True
         Scale every row to unit L2 norm before the PCA, as in the paper.  All-zero rows
-        stay zero; a one-column input is not normalised (only its sign would remain).
+        stay zero (they share one code); a one-column input is not normalised (only its
+        sign would remain).  Codes do not depend on the units of ``X``: the same data
+        times any positive factor that keeps it finite gives the same codes (see
+        :func:`normalize_rows`; without normalisation rows are divided by ``scale_``).
     n_init : int, default=1
         Number of KMeans initialisations (k-means++).
     random_state : int, RandomState instance or None, default=None
@@ -230,9 +300,13 @@ class KMeansDiscretizer(_BaseDiscretizer):
 
     Attributes
     ----------
+    scale_ : float
+        Power of two the (normalised) rows are divided by before the PCA, so that no
+        square overflows or underflows whatever the units of ``X``: 1.0 for unit-norm
+        rows, else the largest power of two not above ``max |X|`` seen in fit.
     mean_ : ndarray of shape (`n_features_in_`,)
     components_ : ndarray of shape (`n_components_`, `n_features_in_`)
-        The principal axes (of the normalised rows), largest variance first.
+        The principal axes (of the normalised, scaled rows), largest variance first.
     kmeans_ : KMeans
         The fitted clustering.
     n_clusters_ : int
@@ -282,7 +356,9 @@ class KMeansDiscretizer(_BaseDiscretizer):
         n_components = check_positive_int(self.n_components, "n_components")
         n_init = check_positive_int(self.n_init, "n_init")
         X = self._validate(X, reset=True)
-        Z = self._normalize(X)
+        Z = normalize_rows(X, self.normalize)
+        self.scale_ = fit_row_scale(Z, normalizes(self.normalize, X.shape[1]))
+        Z = Z / self.scale_
         self.n_components_ = min(n_components, X.shape[0], X.shape[1])
         self.mean_, self.components_ = fit_projection(Z, self.n_components_,
                                                       self.random_state)
@@ -323,9 +399,6 @@ class KMeansDiscretizer(_BaseDiscretizer):
         check_is_fitted(self)
         return kmeans_codes(self, X)[:, None]
 
-    def _normalize(self, X):
-        return normalize_rows(X, self.normalize)
-
 
 class QuantileDiscretizer(_BaseDiscretizer):
     """Quantile bins of a low-dimensional PCA projection.
@@ -346,11 +419,17 @@ class QuantileDiscretizer(_BaseDiscretizer):
 
     Attributes
     ----------
+    scale_ : float
+        The largest power of two not above ``max |X|`` seen in fit: rows are divided by
+        it before the PCA, so that the codes do not depend on the units of ``X`` (no
+        square overflows or underflows, and the test for a constant component is
+        relative).
     mean_ : ndarray of shape (`n_features_in_`,)
+        Mean of the scaled rows.
     components_ : ndarray of shape (`n_components_`, `n_features_in_`)
         The principal axes, largest variance first.
     bin_edges_ : list of ndarray
-        Interior bin edges of every component.
+        Interior bin edges of every component (in units of the scaled rows).
     n_components_ : int
     n_codes_ : int
         Number of codes ``transform`` can return.
@@ -388,6 +467,8 @@ class QuantileDiscretizer(_BaseDiscretizer):
         n_bins = check_positive_int(self.n_bins, "n_bins", minimum=2)
         n_components = check_positive_int(self.n_components, "n_components")
         X = self._validate(X, reset=True)
+        self.scale_ = power_of_two_scale(X)
+        X = X / self.scale_
         self.n_components_ = min(n_components, X.shape[0], X.shape[1])
         self.mean_, self.components_ = fit_projection(X, self.n_components_,
                                                       self.random_state)
@@ -416,7 +497,7 @@ class QuantileDiscretizer(_BaseDiscretizer):
         """
         check_is_fitted(self)
         X = self._validate(X, reset=False)
-        Z = self._project(X)
+        Z = self._project(self._prepare(X))
         bins = tuple(np.searchsorted(edges, z, side="right")
                      for edges, z in zip(self.bin_edges_, Z.T))
         return np.ravel_multi_index(bins, self._shape).astype(np.int64)[:, None]
@@ -493,3 +574,58 @@ def _as_void(a: np.ndarray) -> np.ndarray:
     # +0.0 makes -0.0 and 0.0 the same bytes.
     a = a + 0.0 if a.dtype.kind == "f" else a
     return a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel()
+
+
+class RowScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Rows as the PCA of the discretizers sees them, as a transformer of its own.
+
+    ``normalize=True``: unit-norm rows (:func:`normalize_rows`, safe over the whole float
+    range); otherwise, or for a single column, rows divided by the power of two
+    ``scale_`` fitted on ``X`` (:func:`power_of_two_scale`).  Used before the PCA of the
+    Gaussian measure, so that it too does not depend on the units of the activations.
+
+    Parameters
+    ----------
+    normalize : bool, default=True
+
+    Attributes
+    ----------
+    scale_ : float
+    n_features_in_ : int
+    """
+
+    def __init__(self, normalize=True):
+        self.normalize = normalize
+
+    def fit(self, X, y=None):
+        """Fit ``scale_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : RowScaler
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        self.scale_ = fit_row_scale(normalize_rows(X, self.normalize),
+                                    normalizes(self.normalize, X.shape[1]))
+        return self
+
+    def transform(self, X):
+        """The normalised (or scaled) rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return prepare_rows(X, self.normalize, self.scale_)

@@ -10,14 +10,15 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import Normalizer
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from ._discretize import (KMeansDiscretizer, PassthroughDiscretizer, QuantileDiscretizer,
-                          check_positive_int, flatten_samples)
-from ._pid._gaussian import gaussian_pid
+                          RowScaler, check_positive_int, flatten_samples,
+                          tensor_to_numpy)
+from ._labels import (check_label_array, encode_labels, format_labels, is_continuous,
+                      label_kind, transform_labels)
+from ._pid._gaussian import gaussian_noise_floor, gaussian_pid
 from ._pid._result import PIDResult
 from ._pid._validation import check_base
 from ._sampling import BIAS_CORRECTIONS, QUANTITIES, PIDEstimate, codes_pid, estimate_pid
@@ -25,9 +26,14 @@ from ._sampling import BIAS_CORRECTIONS, QUANTITIES, PIDEstimate, codes_pid, est
 MEASURES = ("broja", "mmi", "gaussian")
 DISCRETIZERS = ("kmeans", "quantile", "passthrough")
 SCORINGS = QUANTITIES + tuple(f"neg_{name}" for name in QUANTITIES)
-# Relative ridge on the covariance of the Gaussian measure: keeps Cholesky factors of
+# Ridge on the correlation matrix of the Gaussian measure: keeps Cholesky factors of
 # nearly collinear projections finite without moving well-conditioned answers.
 GAUSSIAN_RIDGE = 1e-9
+# Above this mean estimate of I(Y;T,S) from independent data (bits), the Gaussian
+# measure warns that its plug-in values are dominated by sampling bias (unless the
+# permutation correction is on): e.g. 5 + 5 components and 10 classes need about
+# 1,300 samples to stay below it.
+GAUSSIAN_NOISE_WARNING_BITS = 0.05
 
 
 def _check_params(est) -> None:
@@ -57,8 +63,9 @@ def _make_block_transformer(est, seed, n_features):
     """A fresh (unfitted) discretizer or, for the Gaussian measure, projection."""
     if est.measure == "gaussian":
         pca = PCA(n_components=est.n_components, random_state=seed)
-        # A single column's unit-norm version keeps only its sign: leave it as is.
-        proj = make_pipeline(Normalizer(), pca) if est.normalize and n_features > 1 else pca
+        # Unit-norm rows (or, without normalisation, rows divided by a power of two):
+        # the PCA's squares then neither overflow nor underflow, whatever the units.
+        proj = make_pipeline(RowScaler(normalize=est.normalize), pca)
         # Internal steps return arrays whatever the global set_output configuration.
         return proj.set_output(transform="default")
     if not isinstance(est.discretizer, str):
@@ -121,21 +128,74 @@ def _target_matrix(y_codes, n_classes, continuous_y):
     return np.eye(n_classes)[y_codes][:, :-1]
 
 
+def _correlation(data: np.ndarray) -> np.ndarray:
+    """Correlation matrix of the columns of ``data``, whatever their units.
+
+    Every Gaussian information quantity is unchanged when a column is rescaled, so the
+    measure works on correlations: nothing then depends on the units of a continuous
+    target or of the projections, and the ridge is relative to each variance.  Columns
+    are first divided by a power of two near their largest magnitude (exact), so that
+    neither the mean nor the squares overflow or underflow.  An exactly constant column
+    gets unit variance and no correlation: it carries no information.
+    """
+    data = np.array(data, dtype=np.float64)
+    constant = np.ptp(data, axis=0) == 0
+    peak = np.abs(data).max(axis=0)
+    data /= np.where(peak > 0, np.ldexp(1.0, np.frexp(peak)[1] - 1), 1.0)
+    data -= data.mean(axis=0)
+    data[:, constant] = 0.0
+    cov = np.atleast_2d(data.T @ data)
+    sd = np.sqrt(np.diag(cov))
+    sd[constant | (sd == 0)] = 1.0
+    corr = cov / np.outer(sd, sd)
+    corr[np.diag_indices_from(corr)] = 1.0 + GAUSSIAN_RIDGE
+    return corr
+
+
 def _gaussian_rows_pid(zt, zs, ymat, measure, base, rows=None, y_rows=None) -> PIDResult:
     if rows is not None:
         zt, zs, ymat = zt[rows], zs[rows], ymat[y_rows]
-    data = np.hstack([zt, zs, ymat])
-    cov = np.atleast_2d(np.cov(data, rowvar=False))
-    cov[np.diag_indices_from(cov)] += GAUSSIAN_RIDGE * np.diag(cov).max() + 1e-300
+    n_sources = zt.shape[1] + zs.shape[1]
     # Constant target columns (classes absent from a resample) carry no information.
-    keep = np.concatenate([np.ones(zt.shape[1] + zs.shape[1], bool),
-                           np.diag(cov)[zt.shape[1] + zs.shape[1]:] > 1e-12])
-    if keep.sum() == zt.shape[1] + zs.shape[1]:
+    target = np.ptp(ymat, axis=0) > 0
+    if not target.any():
         zero = {name: 0.0 for name in QUANTITIES}
         return PIDResult(**zero, entropy_y=float("nan"), base=base,
                          measure=f"gaussian-{measure}")
-    return gaussian_pid(cov[np.ix_(keep, keep)], zt.shape[1], zs.shape[1],
-                        measure=measure, base=base)
+    corr = _correlation(np.hstack([zt, zs, ymat[:, target]]))
+    return gaussian_pid(corr, zt.shape[1], zs.shape[1], measure=measure, base=base)
+
+
+def _check_gaussian_size(n_samples, n_teacher, n_student, n_target, warn) -> None:
+    """Refuse a singular sample covariance; warn when noise alone reports much.
+
+    With ``n_samples <= d`` for the ``d = n_teacher + n_student + n_target`` dimensions
+    of (T, S, Y) the sample covariance is singular: the plug-in informations are
+    infinite, and any finite value (13.7 bits from pure noise, before this check) would
+    only reflect the ridge.  Above that, the plug-in estimate of I(Y;T,S) from
+    independent data has a known mean (:func:`gaussian_noise_floor`); when it exceeds
+    ``GAUSSIAN_NOISE_WARNING_BITS`` a ``UserWarning`` gives it.
+    """
+    dim = n_teacher + n_student + n_target
+    if n_samples <= dim:
+        most = (n_samples - 1 - n_target) // 2
+        advice = (f"n_components <= {most}" if most >= 1
+                  else f"at least {n_target + 3} samples")
+        raise ValueError(
+            f"measure='gaussian' needs more samples than dimensions: got n_samples="
+            f"{n_samples}, but (T, S, Y) has {dim} dimensions ({n_teacher} teacher + "
+            f"{n_student} student components + {n_target} target column(s)), so its sample "
+            "covariance is singular and every information value would be an artefact. "
+            f"Use {advice}, or more samples.")
+    floor = gaussian_noise_floor(n_teacher + n_student, n_target, n_samples) / np.log(2)
+    if warn and floor > GAUSSIAN_NOISE_WARNING_BITS:
+        warnings.warn(
+            f"measure='gaussian' with n_samples={n_samples} and {dim} dimensions "
+            f"({n_teacher} + {n_student} components, {n_target} target column(s)): "
+            f"independent data give I(Y;T,S) = {floor:.3g} bits on average (the plug-in "
+            "estimate's upward bias), so the atoms are unreliable at this size. Use more "
+            "samples, fewer n_components, or bias_correction='permutation'.",
+            UserWarning, stacklevel=4)
 
 
 class PIDEstimator(TransformerMixin, BaseEstimator):
@@ -167,7 +227,12 @@ boolean mask or callable, default=None
         univariate target).  It sees only linear dependence, and for class labels its
         values are those of the Gaussian with the same covariance as
         (T, S, onehot(Y)): they are not bounded by the discrete H(Y).  See
-        ``skpid._pid._gaussian``.
+        ``skpid._pid._gaussian``.  Sample size: with ``d`` the dimensions of (T, S, Y)
+        (components of both blocks plus target columns), ``n_samples <= d`` raises a
+        ``ValueError`` (the sample covariance is singular: pure noise would report
+        unbounded information), and a ``UserWarning`` gives the mean value that
+        independent data would report when it exceeds 0.05 bits (unless
+        ``bias_correction="permutation"``, which subtracts it).
     discretizer : {"kmeans", "quantile", "passthrough"} or transformer, default="kmeans"
         ``"kmeans"``: :class:`KMeansDiscretizer` (``n_clusters``, ``n_components``);
         ``"quantile"``: :class:`QuantileDiscretizer` with ``n_bins=n_clusters`` on
@@ -182,7 +247,9 @@ boolean mask or callable, default=None
     n_components : int, default=5
         Principal components per block (reduced to the block's rank bound when larger).
     normalize : bool, default=True
-        L2-normalise rows before the PCA (as in the paper).
+        L2-normalise rows before the PCA (as in the paper).  Either way the results do
+        not depend on the units of ``X``: the same activations times any positive
+        factor that keeps them finite give the same codes (all-zero rows share one).
     scoring : str, default="redundancy"
         What :meth:`score` returns: an atom (``"redundancy"``, ``"unique_teacher"``,
         ``"unique_student"``, ``"synergy"``) or a mutual information (``"mi_teacher"``,
@@ -220,8 +287,11 @@ boolean mask or callable, default=None
     teacher_columns_, student_columns_ : ndarray of int
         The resolved column indices.
     classes_ : ndarray
-        The distinct labels seen in fit (None for a continuous y with
-        ``measure="gaussian"``).
+        The distinct labels seen in fit, sorted (None for a continuous y with
+        ``measure="gaussian"``).  Labels are read by ``skpid._labels``: numbers,
+        strings or other hashable values of one type; missing labels (NaN, None) and
+        arrays mixing types (``[1, "1"]``) are refused, and torch tensors of any dtype
+        and pandas Series are accepted.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when ``X`` has string feature names.
@@ -276,16 +346,18 @@ boolean mask or callable, default=None
         ----------
         X : array-like of shape (n_samples, n_features)
             Teacher and student features side by side.
-        y : array-like of shape (n_samples,)
-            Class labels (any hashable values), or a continuous target with
-            ``measure="gaussian"``.
+        y : array-like, pandas Series or torch.Tensor of shape (n_samples,)
+            Class labels (numbers, strings or other hashable values, of one type), or a
+            continuous target with ``measure="gaussian"``.
 
         Returns
         -------
         self : PIDEstimator
         """
         _check_params(self)
-        X_in = X
+        X_in = X = tensor_to_numpy(X)
+        if y is not None:  # (None: scikit-learn's own message, below)
+            y = check_label_array(y, "y", allow_column=True)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32],
                              ensure_min_samples=2)
         if X.shape[1] < 2:
@@ -335,26 +407,31 @@ boolean mask or callable, default=None
 
     def _encode_fit_target(self, y):
         """Integer codes of y (and the continuous column for the Gaussian measure)."""
-        kind = type_of_target(y, input_name="y")
-        if kind == "continuous":
+        if is_continuous(y):
             if self.measure != "gaussian":
-                raise ValueError("y is continuous; the discrete measures need class labels. "
-                                 "Use measure='gaussian' for a continuous target, or bin y.")
+                raise ValueError(f"y is continuous (non-integral values such as "
+                                 f"{format_labels(y[y != np.round(y)][:3])}); the discrete "
+                                 "measures need class labels. Use measure='gaussian' for a "
+                                 "continuous target, or bin y.")
             self.classes_ = None
             y = y.astype(np.float64)
             if np.ptp(y) == 0:
                 raise ValueError("y is constant; it carries no information to decompose.")
             return np.zeros(len(y), dtype=np.int64), y
-        self.classes_, y_codes = np.unique(y, return_inverse=True)
+        self.classes_, y_codes = encode_labels(y, "y")
         if len(self.classes_) < 2:
-            warnings.warn(f"y has a single class ({self.classes_[0]!r}): H(Y) = 0, so every "
-                          "atom and information is 0.", UserWarning, stacklevel=3)
-        return y_codes.ravel().astype(np.int64), None
+            warnings.warn(f"y has a single class {format_labels(self.classes_)}: H(Y) = 0, so "
+                          "every atom and information is 0.", UserWarning, stacklevel=3)
+        return y_codes, None
 
     def _pid_function(self, zt, zs, y_codes, continuous_y, n_classes, extra_class=0):
         """``fn(rows, y_rows) -> PIDResult`` on transformed blocks (see estimate_pid)."""
         if self.measure == "gaussian":
             ymat = _target_matrix(y_codes, n_classes + extra_class, continuous_y)
+            n_target = int(np.count_nonzero(np.ptp(ymat, axis=0) > 0))
+            if n_target:  # (no varying target: every quantity is 0, nothing to check)
+                _check_gaussian_size(len(ymat), zt.shape[1], zs.shape[1], n_target,
+                                     warn=self.bias_correction is None)
             return partial(_gaussian_rows_pid, zt, zs, ymat, "broja", float(self.base))
         # Only codes that occur matter to a plug-in PID (empty cells carry no mass), and
         # compacting them keeps the table small even when a discretizer could emit very
@@ -370,7 +447,9 @@ boolean mask or callable, default=None
 
         Discrete measures: the code of the teacher block and of the student block
         (``n_samples x 2`` integers).  ``measure="gaussian"``: the principal components of
-        each block (teacher's first).
+        each block (teacher's first), of its unit-norm rows or, with ``normalize=False``,
+        of its rows divided by a power of two fitted on the block (so that they do not
+        depend on the units of ``X``).
 
         Parameters
         ----------
@@ -381,7 +460,8 @@ boolean mask or callable, default=None
         ndarray of shape (n_samples, 2) or (n_samples, n_components_t + n_components_s)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(self, tensor_to_numpy(X), reset=False,
+                          dtype=[np.float64, np.float32])
         zt, zs = self._transform_blocks(X)
         if self.measure == "gaussian":
             return np.hstack([zt, zs])
@@ -424,30 +504,52 @@ boolean mask or callable, default=None
         """The ``scoring`` quantity of ``(X, y)`` with the fitted discretizers.
 
         Out of sample: the discretizers (and Gaussian projections) are not refitted.
-        Labels not seen in fit form one extra class.  The bias correction of the fit is
-        applied; no bootstrap.
+        Labels of the type seen in fit but not among ``classes_`` form one extra class
+        (with a ``UserWarning`` naming them).  The bias correction of the fit is applied;
+        no bootstrap.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
+            Labels of the type used in fit.
 
         Returns
         -------
         score : float
+
+        Raises
+        ------
+        ValueError
+            If ``y`` holds labels of another type than ``classes_`` (e.g. strings after a
+            fit on integers), or none of the classes seen in fit.
         """
         check_is_fitted(self)
-        X, y = validate_data(self, X, y, reset=False, dtype=[np.float64, np.float32],
-                             ensure_min_samples=2)
+        y = check_label_array(y, "y", allow_column=True)
+        X, y = validate_data(self, tensor_to_numpy(X), y, reset=False,
+                             dtype=[np.float64, np.float32], ensure_min_samples=2)
         zt, zs = self._transform_blocks(X)
         continuous_y, n_classes, extra = None, 0, 0
         if self.classes_ is None:
-            continuous_y = np.asarray(y, dtype=np.float64)
+            if label_kind(y) != "number":
+                raise ValueError(f"y must be numbers: the estimator was fitted on a "
+                                 f"continuous target; got {format_labels(y[:3])}.")
+            continuous_y = y.astype(np.float64)
             y_codes = np.zeros(len(y), dtype=np.int64)
         else:
             n_classes = len(self.classes_)
-            y_codes = _encode_known(y, self.classes_)
-            extra = int(np.any(y_codes == n_classes))
+            y_codes = transform_labels(y, self.classes_, "y", unseen="extra")
+            unseen = y_codes == n_classes
+            if unseen.all():
+                raise ValueError(f"y holds none of the classes seen in fit: got "
+                                 f"{format_labels(y)}, the classes seen in fit are "
+                                 f"{format_labels(self.classes_)}.")
+            if unseen.any():
+                warnings.warn(f"y holds labels not seen in fit ({format_labels(y[unseen])}, "
+                              f"{int(unseen.sum())} samples); they are scored as one extra "
+                              f"class next to the classes seen in fit "
+                              f"{format_labels(self.classes_)}.", UserWarning, stacklevel=2)
+            extra = int(unseen.any())
         fn = self._pid_function(zt, zs, y_codes, continuous_y, n_classes, extra)
         result = estimate_pid(fn, X.shape[0], bias_correction=self.bias_correction,
                               n_permutations=self.n_permutations, n_jobs=self.n_jobs,
@@ -463,18 +565,6 @@ boolean mask or callable, default=None
         # transform returns integer codes, whatever the input dtype.
         tags.transformer_tags.preserves_dtype = []
         return tags
-
-
-def _encode_known(y, classes) -> np.ndarray:
-    """Codes of y in ``classes``; unseen labels get ``len(classes)``."""
-    y = np.asarray(y)
-    try:
-        pos = np.searchsorted(classes, y)
-    except TypeError:
-        raise ValueError("y holds labels of a different type than the classes seen in "
-                         "fit.") from None
-    pos = np.minimum(pos, len(classes) - 1)
-    return np.where(classes[pos] == y, pos, len(classes)).astype(np.int64)
 
 
 def _select(spec, X_in, n_features, names, param):
@@ -511,16 +601,9 @@ def _select(spec, X_in, n_features, names, param):
                     f"or names, or a callable; got {type(spec).__name__}.")
 
 
-def _to_numpy(a):
-    """Torch tensors (on any device, with or without grad) as numpy arrays."""
-    if hasattr(a, "detach") and hasattr(a, "cpu"):
-        return a.detach().cpu().numpy()
-    return a
-
-
 def _check_block(X, name):
     """A 2-D float array from a representation of any trailing shape."""
-    X = _to_numpy(X)
+    X = tensor_to_numpy(X)
     if hasattr(X, "tocsr"):
         raise TypeError(f"{name} is a sparse matrix; pass a dense array (.toarray()).")
     X = np.asarray(flatten_samples(X))
@@ -542,9 +625,7 @@ def check_triple(teacher, student, y, chunk=None) -> tuple:
     where = "" if chunk is None else f" chunk {chunk}"
     T = _check_block(teacher, f"teacher{where}")
     S = _check_block(student, f"student{where}")
-    y = np.asarray(_to_numpy(y))
-    if y.ndim != 1:
-        raise ValueError(f"y{where} must be 1-D (one label per sample); got shape {y.shape}.")
+    y = check_label_array(y, f"y{where}")
     lengths = {"teacher": len(T), "student": len(S), "y": len(y)}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"{'' if chunk is None else f'chunk {chunk}: '}teacher, student and "
@@ -569,8 +650,8 @@ def score_representations(teacher, student, y, *, n_clusters: int = 10,
     teacher, student : array-like or torch.Tensor of shape (n_samples, ...)
         Activations, e.g. ``(N, D)`` or ``(N, C, H, W)``; tensors are detached and
         copied to the CPU.
-    y : array-like or torch.Tensor of shape (n_samples,)
-        Class labels.
+    y : array-like, pandas Series or torch.Tensor of shape (n_samples,)
+        Class labels of one type (see :class:`PIDEstimator`'s ``classes_``).
     n_clusters, n_components, measure, random_state, discretizer, normalize, base, \
 bias_correction, n_permutations, n_bootstrap, confidence, n_jobs, verbose
         As in :class:`PIDEstimator`.
@@ -637,6 +718,7 @@ def score_layers(pairs, y, *, n_jobs=None, **kwargs):
     >>> out["fc"].redundancy > 0.9 > out["noise"].redundancy
     True
     """
+    y = check_label_array(y, "y")  # once, before any pair is scored
     named = isinstance(pairs, dict)
     items = list(pairs.items()) if named else list(enumerate(pairs))
     for key, pair in items:

@@ -73,12 +73,6 @@ class PIDEstimate(PIDResult):
         return f"{text[:-1]}, ci{self.confidence:g}=({cis}))"
 
 
-def encode(values) -> tuple:
-    """Integer codes 0..k-1 of a 1-D array of labels, and the sorted distinct labels."""
-    classes, codes = np.unique(np.asarray(values), return_inverse=True)
-    return codes.ravel().astype(np.int64), classes
-
-
 def joint_counts(t: np.ndarray, s: np.ndarray, y: np.ndarray, shape: tuple) -> np.ndarray:
     """Contingency table ``counts[t, s, y]`` of integer codes (one vectorised bincount)."""
     flat = np.ravel_multi_index((t, s, y), shape)

@@ -25,13 +25,13 @@ from functools import partial
 
 import numpy as np
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._discretize import (_BaseDiscretizer, _serial_threads, check_positive_int,
                           fit_kmeans, fix_signs, flatten_samples, kmeans_codes,
-                          normalize_rows, top_eigenvectors)
-from ._estimator import _encode_known, check_triple, named_warnings
+                          normalize_rows, normalizes, power_of_two_scale, top_eigenvectors)
+from ._estimator import check_triple, named_warnings
+from ._labels import fit_labels, format_labels, is_continuous, transform_labels
 from ._pid._core import pid_from_counts
 from ._pid._validation import check_base, check_measure
 from ._sampling import SOLVER_TOL, PIDEstimate, estimate_pid, joint_counts
@@ -157,8 +157,12 @@ class ChunkedKMeansDiscretizer(_BaseDiscretizer):
 
     Attributes
     ----------
+    scale_ : float
+        Power of two the (normalised) rows are divided by, as in
+        :class:`~skpid.KMeansDiscretizer`: 1.0 for unit-norm rows, else the largest
+        power of two not above the largest ``|X|`` seen.
     mean_ : ndarray of shape (`n_features_in_`,)
-        Mean of the (normalised) rows, float64.
+        Mean of the (normalised, scaled) rows, float64.
     components_ : ndarray of shape (`n_components_`, `n_features_in_`)
         The principal axes, largest variance first, float64.
     kmeans_ : KMeans
@@ -277,6 +281,7 @@ class ChunkedKMeansDiscretizer(_BaseDiscretizer):
         self._n_seen, self._mean, self._scatter, self._sample = 0, None, None, None
         self._capacity = int(self.sample_size)
         self._rng = None
+        self._scale = 1.0
 
     def _accumulate(self, X) -> None:
         """Add the rows of ``X`` to the moments and the sample, one chunk at a time."""
@@ -286,6 +291,8 @@ class ChunkedKMeansDiscretizer(_BaseDiscretizer):
             chunk = validate_data(self, flatten_samples(chunk), reset=self._n_seen == 0,
                                   dtype=[np.float64, np.float32])
             Z = normalize_rows(chunk, self.normalize)
+            if not normalizes(self.normalize, Z.shape[1]):
+                Z = self._rescale(Z)
             if self._rng is None and self._n_seen + len(Z) > self._capacity:
                 # Created only once the sample is full, so that with sample_size >= N a
                 # RandomState instance reaches KMeans as KMeansDiscretizer leaves it.
@@ -296,6 +303,26 @@ class ChunkedKMeansDiscretizer(_BaseDiscretizer):
             self._n_seen, self._mean, self._scatter = merge_moments(
                 self._n_seen, self._mean, self._scatter, Z)
 
+    def _rescale(self, Z: np.ndarray) -> np.ndarray:
+        """Rows kept in their own units, divided by the running power-of-two scale.
+
+        The scale is that of :class:`~skpid.KMeansDiscretizer` (the largest power of two
+        not above the largest ``|X|`` so far), so no square of the moments overflows or
+        underflows; when a chunk raises it, the moments and the sample gathered so far
+        are rescaled by the (exact, power-of-two) ratio, which leaves them as if every
+        row had been divided by the final scale.
+        """
+        scale = power_of_two_scale(Z)
+        if self._n_seen == 0:
+            self._scale = scale
+        elif scale > self._scale:
+            ratio = self._scale / scale
+            self._mean = self._mean * ratio
+            self._scatter = self._scatter * ratio * ratio
+            self._sample = self._sample * ratio
+            self._scale = scale
+        return Z / self._scale
+
     def _finalize(self, stacklevel: int):
         """Principal axes from the covariance, then KMeans on the projected sample."""
         n = self._n_seen
@@ -303,6 +330,7 @@ class ChunkedKMeansDiscretizer(_BaseDiscretizer):
             raise ValueError(f"{type(self).__name__} needs at least 2 samples to fit; got "
                              f"{n} sample{'' if n == 1 else 's'}.")
         self.n_components_ = min(int(self.n_components), n, self.n_features_in_)
+        self.scale_ = self._scale
         self.mean_ = self._mean
         self.components_ = fix_signs(top_eigenvectors(self._scatter, self.n_components_))
         self.kmeans_, self.n_clusters_ = fit_kmeans(
@@ -399,8 +427,8 @@ def score_chunks(chunks, *, n_clusters: int = 10, n_components: int = 5,
         with named_warnings(f"{name} block"):
             disc._finalize(stacklevel=3)
     if len(classes) < 2:
-        warnings.warn(f"y has a single class ({classes[0]!r}): H(Y) = 0, so every atom and "
-                      "information is 0.", UserWarning, stacklevel=2)
+        warnings.warn(f"y has a single class {format_labels(classes)}: H(Y) = 0, so every "
+                      "atom and information is 0.", UserWarning, stacklevel=2)
     counts, n_second = _count_pass(stream(), blocks, classes)
     if n_second != n_rows:
         raise ValueError(f"the second pass over chunks yielded {n_second} rows, the first "
@@ -417,15 +445,18 @@ def score_chunks(chunks, *, n_clusters: int = 10, n_components: int = 5,
 def _fit_pass(chunks, blocks: dict) -> tuple:
     """Pass 1: moments and samples of both representations, and the sorted classes;
     returns the number of rows and the classes."""
-    n_rows, classes, label_kind = 0, None, None
+    n_rows, classes = 0, None
     for i, (teacher, student, y) in _triples(chunks):
         for name, block in (("teacher", teacher), ("student", student)):
             with _naming_errors(f"{name} chunk {i}"):
                 blocks[name]._accumulate(block)
         with _naming_errors(f"y chunk {i}"):
-            label_kind = _check_label_kind(y, label_kind)
-            found = np.unique(y)
-            classes = found if classes is None else np.union1d(classes, found)
+            if is_continuous(y):
+                raise ValueError("continuous values; score_chunks needs class labels (bin "
+                                 "y first).")
+            # Labels of another type than earlier chunks' are refused (merging numbers
+            # with strings would silently turn the numbers into strings).
+            classes = fit_labels(y, "y", classes=classes)
         n_rows += len(y)
     if n_rows < 2:
         raise ValueError(f"chunks yielded {n_rows} sample{'' if n_rows == 1 else 's'}; the "
@@ -443,7 +474,7 @@ def _count_pass(chunks, blocks: dict, classes: np.ndarray) -> tuple:
             with _naming_errors(f"{name} chunk {i}"):
                 codes[name] = blocks[name].transform(block)[:, 0]
         with _naming_errors(f"y chunk {i}"):
-            y_codes = _encode_known(y, classes)
+            y_codes = transform_labels(y, classes, "y", unseen="extra")
             if np.any(y_codes == len(classes)):
                 raise ValueError("the second pass yields labels the first did not; chunks() "
                                  "must yield the same data each time.")
@@ -502,22 +533,6 @@ def _triples(iterable):
         teacher, student, y = check_triple(*item, chunk=i)
         if len(y):
             yield i, (teacher, student, y)
-
-
-_LABEL_KINDS = {"b": "numbers", "i": "numbers", "u": "numbers", "f": "numbers",
-                "U": "strings", "S": "strings", "O": "objects"}
-
-
-def _check_label_kind(y: np.ndarray, kind) -> str:
-    """The kind of labels of a chunk, which must be class labels of the kind seen before
-    (merging numbers with strings would silently turn the numbers into strings)."""
-    if type_of_target(y, input_name="y") == "continuous":
-        raise ValueError("continuous values; score_chunks needs class labels (bin y first).")
-    this = _LABEL_KINDS.get(y.dtype.kind, y.dtype.kind)
-    if kind is not None and this != kind:
-        raise ValueError(f"{this} as labels, earlier chunks held {kind}; labels must be "
-                         "of one kind.")
-    return this
 
 
 @contextmanager

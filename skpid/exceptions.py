@@ -1,5 +1,13 @@
 """Warnings raised by skpid."""
 
+from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
 
-class ConvergenceWarning(UserWarning):
-    """A solver stopped before certifying its tolerance, or produced an out-of-range value."""
+
+class ConvergenceWarning(_SklearnConvergenceWarning):
+    """A solver stopped before certifying its tolerance, or produced an out-of-range value.
+
+    A subclass of scikit-learn's ``sklearn.exceptions.ConvergenceWarning`` (itself a
+    ``UserWarning``), so that filters set for scikit-learn's warning, e.g.
+    ``warnings.simplefilter("ignore", sklearn.exceptions.ConvergenceWarning)``, apply to
+    skpid's too.
+    """

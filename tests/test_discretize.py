@@ -138,3 +138,68 @@ def test_projection_matches_sklearn_pca(shape):
     np.testing.assert_allclose(mean, pca.mean_)
     # Same axes up to sign.
     np.testing.assert_allclose(np.abs(axes @ pca.components_.T), np.eye(4), atol=1e-6)
+
+
+# -- units of the activations (class 1 of issue 13) ------------------------------------------
+from skpid import ChunkedKMeansDiscretizer  # noqa: E402
+from skpid._discretize import RowScaler, normalize_rows, power_of_two_scale  # noqa: E402
+
+DISCRETIZERS = [KMeansDiscretizer(n_clusters=3, random_state=0),
+                KMeansDiscretizer(n_clusters=3, normalize=False, random_state=0),
+                KMeansDiscretizer(n_clusters=3, random_state=0),  # on one column below
+                QuantileDiscretizer(n_bins=3, n_components=2),
+                ChunkedKMeansDiscretizer(n_clusters=3, chunk_size=70, random_state=0),
+                ChunkedKMeansDiscretizer(n_clusters=3, normalize=False, chunk_size=70,
+                                         sample_size=100, random_state=0)]
+
+
+@pytest.mark.parametrize("index", range(len(DISCRETIZERS)))
+@pytest.mark.parametrize("dtype, scales", [
+    (np.float64, [1e-300, 1e-30, 1e-15, 1e-6, 1e6, 1e30, 1e300]),
+    (np.float32, [1e-36, 1e-30, 1e-15, 1e-6, 1e6, 1e20, 1e36])], ids=["float64", "float32"])
+def test_codes_do_not_depend_on_the_units(index, dtype, scales):
+    X, _ = blobs()
+    X = X[:, :1] if index == 2 else X
+    disc = DISCRETIZERS[index]
+    expected = disc.fit_transform(X.astype(dtype))
+    assert len(np.unique(expected)) >= 3  # (quantile bins: up to 9 codes)
+    for scale in scales:
+        scaled = (X * scale).astype(dtype)
+        np.testing.assert_array_equal(disc.fit_transform(scaled), expected,
+                                      err_msg=f"scale {scale:g}")
+        np.testing.assert_array_equal(disc.transform(scaled), expected)
+
+
+def test_normalize_rows_over_the_whole_float_range():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 7))
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    for dtype, scales in ((np.float64, [1e-307, 1e-160, 1e-15, 1e160, 1e307]),
+                          (np.float32, [1e-37, 1e-20, 1e-7, 1e20, 1e37])):
+        for scale in scales:
+            out = normalize_rows((X * scale).astype(dtype), True)
+            assert out.dtype == dtype
+            np.testing.assert_allclose(out, unit, rtol=1e-5 if dtype is np.float32 else 1e-12,
+                                       atol=1e-6, err_msg=f"{dtype.__name__} {scale:g}")
+    X[3] = 0.0
+    out = normalize_rows(X, True)
+    assert np.all(out[3] == 0) and np.all(np.isfinite(out))  # zero rows stay zero
+    np.testing.assert_array_equal(normalize_rows(X[:, :1], True), X[:, :1])  # one column
+
+
+def test_power_of_two_scale():
+    assert power_of_two_scale(np.array([[3.0, -5.0]])) == 4.0
+    assert power_of_two_scale(np.zeros((2, 2))) == 1.0
+    assert power_of_two_scale(np.array([np.finfo(np.float64).max])) == 2.0 ** 1023
+    tiny = np.array([np.finfo(np.float32).smallest_subnormal], dtype=np.float32)
+    assert power_of_two_scale(tiny) == 2.0 ** -149
+    assert np.all(np.abs(np.array([[1e300, -3e300]]) / power_of_two_scale(
+        np.array([[1e300, -3e300]]))) < 2)
+
+
+def test_row_scaler():
+    X = np.random.default_rng(0).normal(size=(20, 3)) * 1e200
+    np.testing.assert_allclose(np.linalg.norm(RowScaler().fit_transform(X), axis=1), 1.0)
+    raw = RowScaler(normalize=False).fit(X)
+    assert raw.scale_ == power_of_two_scale(X)
+    assert np.abs(raw.transform(X)).max() < 2

@@ -325,3 +325,121 @@ def test_large_code_values_are_compacted(data):
         lambda Z: np.argmax(Z, axis=1)[:, None]))
     assert est.redundancy_ == pytest.approx(dense.redundancy_)
     assert est.score(X[:300, :16], y[:300]) == pytest.approx(dense.score(X[:300, :16], y[:300]))
+
+
+# -- units of the activations (class 1 of issue 13) ------------------------------------------
+def informative_pair(n=600, seed=0):
+    """A teacher with I(Y;T) about 1.4 bits and a student that sees part of y."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=n)
+    teacher = np.eye(3)[y] @ rng.normal(size=(3, 6)) + 0.3 * rng.normal(size=(n, 6))
+    student = rng.normal(size=(n, 6))
+    student[:, 0] += y
+    return teacher, student, y
+
+
+# float32's normal range is about 1.2e-38 .. 3.4e38; float64's 2.2e-308 .. 1.8e308.
+UNIT_SCALES = [(np.float64, [1e-300, 1e-30, 1e-6, 1e6, 1e20, 1e30, 1e300]),
+               (np.float32, [1e-36, 1e-30, 1e-6, 1e6, 1e20, 1e30, 1e36])]
+
+
+@pytest.mark.parametrize("measure, normalize", [("broja", True), ("broja", False),
+                                                ("gaussian", True), ("gaussian", False)])
+@pytest.mark.parametrize("dtype, scales", UNIT_SCALES, ids=["float64", "float32"])
+def test_scores_do_not_depend_on_the_units(measure, normalize, dtype, scales):
+    T, S, y = informative_pair()
+    params = dict(n_clusters=3, measure=measure, normalize=normalize, random_state=0)
+
+    def atoms(scale):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # and no warning at any scale
+            r = score_representations((T * scale).astype(dtype), (S * scale).astype(dtype),
+                                      y, **params)
+        return np.array([r.redundancy, r.unique_teacher, r.unique_student, r.synergy,
+                         r.mi_teacher])
+
+    reference = atoms(1.0)
+    if measure == "broja":
+        assert reference[-1] > 1.35  # the issue's example: 0.38 bits at 1e-6 in float32
+    # Same codes at every scale for the discrete measure; the Gaussian one works on
+    # correlations, equal up to the dtype's round-off.
+    tol = 0 if measure == "broja" else 1e-5 if dtype is np.float32 else 1e-10
+    for scale in scales:
+        np.testing.assert_allclose(atoms(scale), reference, rtol=0, atol=tol,
+                                   err_msg=f"scale {scale:g}")
+
+
+def test_zero_rows_share_one_code_at_every_scale():
+    T, S, y = informative_pair()
+    T[:20] = 0.0  # e.g. dead activations: no direction, hence one code, deterministically
+    est = PIDEstimator(n_clusters=3, random_state=0).fit(np.hstack([T, S]), y)
+    codes = est.transform(np.hstack([T, S]))[:, 0]
+    assert len(set(codes[:20].tolist())) == 1
+    for scale in (1e-30, 1e30):
+        np.testing.assert_array_equal(est.transform(np.hstack([T, S]) * scale)[:, 0], codes)
+        again = PIDEstimator(n_clusters=3, random_state=0).fit(np.hstack([T, S]) * scale, y)
+        assert again.mi_teacher_ == est.mi_teacher_
+
+
+def test_score_is_scale_invariant_out_of_sample():
+    T, S, y = informative_pair()
+    X = np.hstack([T, S]).astype(np.float32)
+    est = PIDEstimator(n_clusters=3, random_state=0).fit(X[:400], y[:400])
+    expected = est.score(X[400:], y[400:])
+    tiny = PIDEstimator(n_clusters=3, random_state=0).fit(X[:400] * 1e-30, y[:400])
+    assert tiny.score(X[400:] * 1e-30, y[400:]) == expected
+
+
+# -- the Gaussian measure with few samples (class 9 of issue 13) ------------------------------
+def noise(n, d=50, n_classes=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.normal(size=(n, d)), rng.integers(0, n_classes, n)
+
+
+def test_gaussian_refuses_fewer_samples_than_dimensions():
+    T, S, y = noise(10)  # 5 + 5 components and 1 target column: 11 dimensions
+    with pytest.raises(ValueError, match=r"measure='gaussian' needs more samples than "
+                                         r"dimensions: got n_samples=10, but \(T, S, Y\) has "
+                                         r"11 dimensions .*Use n_components <= 4"):
+        score_representations(T, S, y, measure="gaussian", random_state=0)
+    with pytest.warns(UserWarning, match="n_samples=10 and 5 dimensions"):
+        est = PIDEstimator(measure="gaussian", n_components=2, random_state=0).fit(
+            np.hstack([T, S]), y)
+    with pytest.raises(ValueError, match="got n_samples=4, but"):  # and at score time
+        est.score(np.hstack([T, S])[:4], y[:4])
+
+
+def test_gaussian_warns_when_noise_alone_reports_much():
+    T, S, y = noise(40, n_classes=3)
+    with pytest.warns(UserWarning, match=r"n_samples=40 and 12 dimensions .* independent "
+                                         r"data give I\(Y;T,S\) = 0\.\d+ bits on average"):
+        r = score_representations(T, S, y, measure="gaussian", random_state=0)
+    assert r.mi_joint > 0.3  # what the warning is about
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the correction removes that bias: no warning
+        corrected = score_representations(T, S, y, measure="gaussian", random_state=0,
+                                          bias_correction="permutation", n_permutations=10)
+    assert corrected.mi_joint < r.mi_joint / 2
+    T, S, y = noise(4000, d=10, n_classes=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # enough samples: silent, and near 0
+        big = score_representations(T, S, y, measure="gaussian", random_state=0)
+    assert big.mi_joint < 0.02
+
+
+def test_torch_activations_of_any_float_dtype():
+    torch = pytest.importorskip("torch")
+    from skpid import KMeansDiscretizer
+    T, S, y = informative_pair(n=300)
+    X = np.hstack([T, S])
+    expected = PIDEstimator(n_clusters=3, random_state=0).fit(X.astype(np.float32), y)
+    for dtype in (torch.bfloat16, torch.float16, torch.float32, torch.float64):
+        tensor = torch.tensor(X, dtype=dtype, requires_grad=True)
+        est = PIDEstimator(n_clusters=3, random_state=0).fit(tensor, torch.tensor(y))
+        assert est.transform(tensor).shape == (300, 2)
+        assert np.isfinite(est.score(tensor, y))
+        assert KMeansDiscretizer(n_clusters=3).fit(tensor).transform(tensor).shape == (300, 1)
+        r = score_representations(tensor[:, :6], tensor[:, 6:], y, n_clusters=3,
+                                  random_state=0)
+        if dtype in (torch.float32, torch.float64):  # (the others round the data)
+            assert r.mi_teacher == pytest.approx(expected.mi_teacher_, abs=1e-9)

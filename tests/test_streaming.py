@@ -327,7 +327,8 @@ def good_chunks(n=60):
      "y chunk 0: continuous values"),
     (lambda: iter([(np.eye(4), np.eye(4), np.arange(4)), (np.eye(4), np.eye(4),
                                                           np.array(list("abcd")))]),
-     ValueError, "y chunk 1: strings as labels, earlier chunks held numbers"),
+     ValueError, r"y chunk 1: y holds strings \(\['a', 'b', 'c', 'd'\]\), but the labels seen "
+                 r"before are numbers \(\[0, 1, 2, 3\]\)"),
     (lambda: iter([(np.eye(4), np.eye(4), np.arange(4)), (np.eye(3), np.eye(4)[:3],
                                                           np.arange(3))]),
      ValueError, "teacher chunk 1: X has 3 features"),
@@ -376,3 +377,32 @@ def test_clone_and_pickle():
     # The state that partial_fit extends travels with it.
     np.testing.assert_array_equal(copy.partial_fit(X[200:]).transform(X),
                                   disc.partial_fit(X[200:]).transform(X))
+
+
+# -- units of the activations (class 1 of issue 13) ------------------------------------------
+@pytest.mark.parametrize("normalize", [True, False])
+def test_chunks_of_very_different_magnitudes(normalize):
+    # The first chunk is 1e-250 times smaller than the rest, which are near float64's
+    # largest values: the running power-of-two scale must rescale the moments and the
+    # sample gathered so far instead of overflowing (the old float64 scatter matrix was
+    # inf at this size) and give KMeansDiscretizer's codes.
+    X, _, _ = activations(n=600)
+    X = X * 1e300
+    X[:100] *= 1e-250
+    params = dict(n_clusters=4, normalize=normalize, random_state=0)
+    dense = KMeansDiscretizer(**params).fit(X)
+    chunked = ChunkedKMeansDiscretizer(sample_size=len(X), chunk_size=100, **params).fit(X)
+    assert chunked.scale_ == dense.scale_
+    np.testing.assert_allclose(chunked.mean_, dense.mean_, atol=1e-12)
+    assert adjusted_rand_score(codes_of(dense, X), codes_of(chunked, X)) == 1.0
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e-300), (np.float64, 1e300),
+                                          (np.float32, 1e-36), (np.float32, 1e36)])
+def test_score_chunks_does_not_depend_on_the_units(dtype, scale):
+    T, S, y = activations(n=600)
+    params = dict(n_clusters=4, sample_size=300, chunk_size=200, random_state=0)
+    expected = score_chunks((T.astype(dtype), S.astype(dtype), y), **params)
+    got = score_chunks(((T * scale).astype(dtype), (S * scale).astype(dtype), y), **params)
+    assert atoms_of(got) == pytest.approx(atoms_of(expected), abs=1e-12)
+    assert expected.mi_teacher > 1

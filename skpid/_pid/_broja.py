@@ -35,13 +35,14 @@ Certificate
 At every iterate but the first few (whose scalings may stop early, see ``_QUICK``) the
 scaled Q is feasible (to machine precision), which gives an upper bound on f*; the
 scaling variables ``log a``, ``log b`` shifted by ``log max K`` are feasible for the dual
-problem (see ``../shared/paper-notes.md`` section 7), which gives a lower bound.
-The solver keeps the best of each over all iterates, stops when they are within
-``target`` nats (or progress stalls) and reports the gap, which bounds the error of every
-atom; ``converged`` says whether it is within ``tol``.
+problem (derived in the user guide, ``docs/user_guide/pid.rst``, section "The
+certificate"), which gives a lower bound.  The solver keeps the best of each over all
+iterates, stops when they are within ``target`` nats (or progress stalls) and reports the
+gap, which bounds the error of every atom; ``converged`` says whether it is within ``tol``.
 """
 
 import contextlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,13 +108,17 @@ class _Problem:
         self.live = self.mask.any(axis=0)
         self.marginals = np.concatenate([self.p_ty, self.p_sy], axis=1)  # (n_y, d)
         # Direction (1, -1) in each class's null space of the scaling Hessian; adding
-        # rho * v v^T makes the Hessian definite without changing any step we take,
-        # because every right-hand side is orthogonal to v.
+        # g g^T with g . v != 0 makes the Hessian definite without changing any step we
+        # take, because every right-hand side is orthogonal to v.  g = (P(t, y), -P(s, y))
+        # / sqrt(2 P(y)) is v weighted by the marginals: in the Jacobi-scaled Hessian (unit
+        # diagonal) it adds one unit eigenvalue along the null direction and nothing of
+        # note elsewhere.  (An unweighted rho v v^T adds rho, about P(y) / n, to every
+        # diagonal entry: a value with a mass below 1e-16 P(y) is lost in its round-off,
+        # and the Newton steps of tables whose masses span many decades go astray.)
         v = np.concatenate([self.active_t, -1.0 * self.active_s], axis=1)
-        n_active = self.active_t.sum(axis=1) + self.active_s.sum(axis=1)
-        rho = self.p_ty.sum(axis=1) / n_active
-        self.rho = rho
-        self.regulariser = rho[:, None, None] * v[:, :, None] * v[:, None, :]
+        class_mass = self.p_ty.sum(axis=1)
+        g = v * self.marginals / np.sqrt(2.0 * class_mass)[:, None]
+        self.regulariser = g[:, :, None] * g[:, None, :]
         self.v = v
         self.active = np.abs(v)
         # theta . balance = (mean of lam - mean of mu) / 2 over the active values, the
@@ -122,16 +127,21 @@ class _Problem:
             [self.active_t / self.active_t.sum(axis=1, keepdims=True),
              -1.0 * self.active_s / self.active_s.sum(axis=1, keepdims=True)], axis=1)
         # The Schur complement eliminates the larger value set ("block 1"); its
-        # regulariser rho e e^T uses the indicator e of block 2 (see _schur_parts).
+        # regulariser g g^T uses block 2's marginals, g = P(block 2, y) / sqrt(P(y)), for
+        # the same reason (see _schur_parts).
         self.teacher_first = self.n_t >= self.n_s
-        e = (self.active_s if self.teacher_first else self.active_t).astype(float)
-        self.schur_regulariser = rho[:, None, None] * e[:, :, None] * e[:, None, :]
+        e = self.p_sy if self.teacher_first else self.p_ty
+        e = e / np.sqrt(class_mass)[:, None]
+        self.schur_regulariser = e[:, :, None] * e[:, None, :]
         # Inactive rows and columns get a unit diagonal: their step is zero.  The tiny
         # ridge keeps the Hessian invertible when a row's mass underflows (weights heading
-        # to zero); it only damps such steps, the fixed point is unchanged.
+        # to zero); it only damps such steps, the fixed point is unchanged.  It is relative
+        # to each value's own marginal: one relative to the class's largest marginal halved
+        # every step of a value of mass 1e-16 of it (on 400 adversarial tables the worst
+        # certified gap was 5.4e-9 with it, 3.3e-9 without; 1 of 300 block tables ended
+        # at 2.3e-7 nats both ways).
         inactive = np.concatenate([~self.active_t, ~self.active_s], axis=1)
-        self.diagonal_floor = (inactive + 1e-300
-                               + 1e-16 * self.marginals.max(axis=1, keepdims=True))
+        self.diagonal_floor = inactive + 1e-300 + 1e-16 * self.marginals
         self.diagonal_shift = self.marginals + self.diagonal_floor
 
     def hessian_diagonal(self, residual: np.ndarray) -> np.ndarray:
@@ -151,16 +161,21 @@ class _Problem:
           Strict complementarity fails at such optima, where interior-point methods
           converge slowly, so recognising them matters.
         """
-        single = np.all((self.active_t.sum(axis=1) <= 1) | (self.active_s.sum(axis=1) <= 1))
-        support = self.p.sum(axis=2) > 0
-        matching = np.all(support.sum(axis=0) <= 1) and np.all(support.sum(axis=1) <= 1)
-        return bool(single or matching)
+        return _p_is_optimal(self.active_t.T, self.active_s.T, self.p.sum(axis=2) > 0)
 
     def embed(self, q: np.ndarray) -> np.ndarray:
         """Place a reduced ``q[t, s, y]`` back into the full shape."""
         full = np.zeros(self.shape)
         full[np.ix_(self.t_idx, self.s_idx, self.y_idx)] = q
         return full
+
+
+def _p_is_optimal(active_ty: np.ndarray, active_sy: np.ndarray, support: np.ndarray) -> bool:
+    """:meth:`_Problem.p_is_optimal` from the supports of P(t, y), P(s, y) (value x class)
+    and P(t, s): cheap enough to run before the problem is set up."""
+    single = np.all((active_ty.sum(axis=0) <= 1) | (active_sy.sum(axis=0) <= 1))
+    matching = np.all(support.sum(axis=0) <= 1) and np.all(support.sum(axis=1) <= 1)
+    return bool(single or matching)
 
 
 @dataclass
@@ -278,8 +293,6 @@ def _newton_scaling(prob, w, theta, tol, max_iter, quick=None):
         if trial is None:
             break  # round-off floor: no class can improve any more
         theta, k, q, residual, objective = trial
-    else:
-        error = float(np.abs(residual).max())
     if hess_inv is None:
         hess_inv = _scaling_inverse(prob, q, residual)
     return _scaling(prob, theta, k, q, hess_inv, residual)
@@ -367,10 +380,12 @@ def _schur_parts(prob: _Problem, q: np.ndarray, residual: np.ndarray):
 
     Without the regulariser the Hessian ``[[D1, Q], [Q^T, D2]]`` is singular along
     ``v = (1, -1)`` (up to the tiny diagonal shift), and every vector it meets is
-    orthogonal to v, on which any regulariser ``rho e e^T`` with ``e . v != 0`` gives the
-    same solutions and the same bilinear forms.  Here ``e`` is the indicator of block 2:
+    orthogonal to v, on which any regulariser ``g g^T`` with ``g . v != 0`` gives the
+    same solutions and the same bilinear forms.  Here ``g`` is supported on block 2:
     block 1 stays diagonal and is eliminated exactly, and the Schur complement
-    ``S = D2 - Q^T D1^-1 Q + rho e e^T`` is definite.
+    ``S = D2 - Q^T D1^-1 Q + g g^T`` is definite.  ``g`` is block 2's marginals over
+    ``sqrt(P(y))`` (``prob.schur_regulariser``), so that it perturbs no value's diagonal
+    entry by more than a fraction of it, however small the value's mass.
 
     Returns ``W = D1^-1 Q``, ``D1`` and ``S`` (block 1 is the teacher's where
     ``prob.teacher_first``).
@@ -515,24 +530,97 @@ def _max_step(x, dx):
 
 
 def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-12,
-                max_iter: int = 100, stall: int = 6) -> BrojaSolution:
+                max_iter: int = 100, stall: int = 6, max_memory: float | None = 4e9,
+                max_time: float | None = 600.0, verbose: int = 0,
+                name: str = "p") -> BrojaSolution:
     """Solve the BROJA problem for a validated joint pmf ``p[t, s, y]`` (sums to one).
 
     Returns the optimal joint together with certified upper and lower bounds on
     ``f* = min -H_Q(Y|T,S)`` in nats.  Iterates until the certified gap is below
     ``target``, or it has not halved in ``stall`` iterations (degenerate optima, where
     strict complementarity fails, converge slowly); ``converged`` reports ``gap <= tol``.
+
+    Before anything of the problem's size is allocated, :func:`check_size` refuses a
+    problem whose estimated memory exceeds ``max_memory`` bytes (``MemoryError``) or whose
+    estimated time exceeds ``max_time`` seconds (``ValueError``); ``None`` lifts a limit.
+    ``verbose`` prints progress (see :class:`_Progress`); ``name`` names the table in
+    messages.
     """
     # Masses below 1e-18 cannot be scaled in double precision; dropping them moves every
     # atom by at most about n * 1e-18 * 41 nats, far below any tolerance we certify.
     p = np.where(p < 1e-18, 0.0, p)
     p = p / p.sum()
+    cost = None
+    if verbose or not _fits(p.shape, max_iter, max_memory, max_time):
+        cost = _reduced_cost(p, max_iter)
+        if cost is not None:
+            check_size(cost, max_memory=max_memory, max_time=max_time, name=name)
+    progress = _Progress(verbose, cost) if verbose else None
     prob = _Problem(p)
     if prob.n_y <= 1 or prob.p_is_optimal():
-        return _optimal_p(prob)
-    _check_memory(prob)
-    with _blas_threads(int(prob.live.sum())):
-        return _interior_point(prob, tol, target, max_iter, stall)
+        solution = _optimal_p(prob)
+    else:
+        with _blas_threads(int(prob.live.sum())):
+            solution = _interior_point(prob, tol, target, max_iter, stall, progress)
+            if not solution.converged and solution.n_iter < max_iter:
+                solution = _retry_swapped(p, solution, tol, target, max_iter, stall, progress)
+    if progress is not None:
+        progress.done(solution, tol)
+    return solution
+
+
+def _fits(shape, max_iter, max_memory, max_time) -> bool:
+    """Whether the full shape, every pair live, is within the limits: then so is the
+    reduced problem (up to _DENSE_PAIRS pairs the estimates grow with every size), and
+    the exact check can be skipped (it costs about 1 % of a 10 x 10 x 10 solve)."""
+    n_t, n_s, n_y = shape
+    if n_t * n_s > _DENSE_PAIRS:
+        return False
+    cost = estimate_cost(n_t, n_s, n_y, n_t * n_s, max_iter)
+    return ((max_memory is None or cost.memory <= max_memory)
+            and (max_time is None or cost.seconds <= max_time))
+
+
+def _reduced_cost(p, max_iter) -> "SolveCost | None":
+    """The estimated cost of solving ``p`` (:func:`estimate_cost` of the values that
+    carry mass and the pairs that can), or None if P is optimal (nothing to solve);
+    from P's marginals alone, before anything of the problem's size is allocated."""
+    p_ty, p_sy = p.sum(axis=1), p.sum(axis=0)  # (T, Y), (S, Y)
+    y_on = p_ty.sum(axis=0) > 0
+    if np.count_nonzero(y_on) <= 1 or _p_is_optimal(p_ty > 0, p_sy > 0, p.sum(axis=2) > 0):
+        return None
+    on_ty, on_sy = p_ty[:, y_on] > 0, p_sy[:, y_on] > 0
+    on_ty, on_sy = on_ty[on_ty.any(axis=1)], on_sy[on_sy.any(axis=1)]
+    # Pairs that can carry mass: t and s active together in some class (a product of
+    # the n_t x n_y and n_y x n_s incidences, smaller than p itself).
+    n_live = int(np.count_nonzero(on_ty.astype(np.float32) @ on_sy.T.astype(np.float32)))
+    return estimate_cost(len(on_ty), len(on_sy), int(y_on.sum()), n_live, max_iter)
+
+
+def _retry_swapped(p, solution, tol, target, max_iter, stall, progress):
+    """Solve the problem with T and S swapped and keep the best bounds of both solves.
+
+    f* is symmetric in T and S, but the method is not (the Schur complement eliminates
+    the larger value set, ties go to the teacher's; the rank-one start and rounding
+    differ), so where one orientation stalls short of ``tol`` the other often does not
+    (a fuzzed 5 x 4 x 4 table with masses spanning 17 decades: 1.8e-8 nats after 37
+    iterations one way, 2.6e-13 after 26 the other).  Both bounds are certified for the
+    same f*: the best upper and best lower bound together are, too.  Costs nothing where
+    the first solve converges; the two solves share the ``max_iter`` iterations.
+    """
+    if progress is not None:
+        progress.note(f"gap {solution.gap:.3g} nats > tol {tol:g}: solving again with the "
+                      "teacher and the student swapped")
+    swapped = _interior_point(_Problem(p.transpose(1, 0, 2)), tol, target,
+                              max_iter - solution.n_iter, stall, progress)
+    upper, q, error = solution.objective, solution.q, solution.marginal_error
+    if swapped.objective < upper:
+        upper, q = swapped.objective, swapped.q.transpose(1, 0, 2)
+        error = swapped.marginal_error
+    lower = max(solution.lower_bound, swapped.lower_bound)
+    return BrojaSolution(q=q, objective=upper, lower_bound=lower, gap=upper - lower,
+                         marginal_error=error, converged=bool(upper - lower <= tol),
+                         n_iter=solution.n_iter + swapped.n_iter)
 
 
 # Below this many live pairs the dense algebra is too small for threads to pay, and on a
@@ -553,21 +641,150 @@ def _blas_threads(n_pairs):
     return _threadpools.limit(limits=1, user_api="blas")
 
 
-_MEMORY_LIMIT = 4e9  # bytes
+@dataclass(frozen=True)
+class SolveCost:
+    """Estimated resources of a BROJA solve (see :func:`estimate_cost`)."""
+
+    n_t: int  # teacher values, student values and classes that carry mass
+    n_s: int
+    n_y: int
+    n_live: int  # (t, s) pairs that can carry mass
+    memory: float  # bytes, peak
+    seconds: float  # rough: nominal speeds, typical iteration counts
+
+    def describe(self) -> str:
+        return (f"{self.n_t} teacher values x {self.n_s} student values x {self.n_y} "
+                f"classes ({self.n_live} (t, s) pairs that can carry mass): about "
+                f"{_format_bytes(self.memory)} of memory and roughly "
+                f"{_format_seconds(self.seconds)}")
 
 
-def _check_memory(prob):
-    """Refuse, with the sizes and the remedy, a problem that cannot fit in memory."""
-    n_live = int(prob.live.sum())
-    d = prob.n_t + prob.n_s
-    needed = 6 * 8 * prob.n_y * d * d + 4 * 8 * prob.n_y * prob.n_t * prob.n_s
-    needed += 3 * 4 * min(n_live, _DENSE_PAIRS) ** 2
-    if needed > _MEMORY_LIMIT:
+# The cost model behind estimate_cost.  Per interior-point iteration the solver (1) scales
+# its weights per class (batched inverses of (n_t + n_s)-square systems, by the Schur
+# complement of the larger value set), (2) solves a Newton system over the live pairs:
+# with a dense factor (forming it is a product over the classes) up to _DENSE_PAIRS
+# pairs, matrix-free conjugate gradients beyond, and (3) applies the exact Hessian in
+# each CG step.  The speeds are nominal flop rates measured on two busy x86 cores (the
+# 2-core CI runners are of that kind): 300 x 300 x 50 at 4.3 s per scaling pass and
+# 0.1 s per Hessian product; 64 x 64 x 100 at 2.9 s, 90 x 90 x 10 at 5.4 s per iteration
+# (estimates 2.2 s and 12 s).  A faster machine finishes sooner: the estimate is within a
+# factor of about 2-3 of measured times, enough to tell seconds from hours.
+_SCALING_FLOPS = 2e9  # per second, batched small LAPACK calls
+_DENSE_FLOPS = 1.5e10  # per second, forming and factoring the dense Newton matrix (BLAS 3)
+_MATVEC_FLOPS = 1e9  # per second, Hessian products (memory-bound)
+_TYPICAL_ITERATIONS = 20  # interior-point iterations of a typical solve (10-25)
+_MATVECS_DENSE = 15  # Hessian products per iteration with a dense preconditioner
+_MATVECS_FREE = 1500  # ... matrix-free (measured: 1150 at 100 x 100 x 2)
+
+
+def estimate_cost(n_t: int, n_s: int, n_y: int, n_live: int | None = None,
+                  max_iter: int = 100) -> SolveCost:
+    """Peak memory (bytes) and rough time (seconds) of a BROJA solve of the given size.
+
+    ``n_t``, ``n_s``, ``n_y``: the values that carry mass; ``n_live``: the (t, s) pairs
+    that can (``None``: not known yet, the dense Newton matrix and the time are left out,
+    which makes both lower bounds).  Memory, measured with tracemalloc on tables from
+    8 x 8 x 400 to 100 x 100 x 2 (estimate / peak between 1.1 and 1.5): about 16 arrays
+    of the table's size (the scalings kept per iteration and their temporaries), 8 stacks
+    of per-class (n_t + n_s)-square matrices (inverse scaling Hessians), and 24 bytes per
+    entry of the dense Newton matrix (float32 factor, the halves it is formed from).
+    """
+    d, cells = n_t + n_s, n_y * n_t * n_s
+    n_small, n_large = min(n_t, n_s), max(n_t, n_s)
+    memory = 8.0 * (16 * cells + 8 * n_y * d * d)
+    if n_live is None:
+        return SolveCost(n_t, n_s, n_y, -1, memory, 0.0)
+    dense = n_live if n_live <= _DENSE_PAIRS else 0  # matrix-free beyond
+    memory += 24.0 * dense * dense
+    iterations = min(max_iter, _TYPICAL_ITERATIONS)
+    # About two inverses per iteration (the exact scaling's and a line-search trial's).
+    scaling = 2.0 * n_y * (n_small ** 3 + 2 * n_large * n_small ** 2 + n_large ** 2 * n_small)
+    seconds = scaling / _SCALING_FLOPS
+    matvec = 2.0 * n_y * d * d + 10.0 * cells
+    if n_live <= _DENSE_PAIRS:
+        seconds += (4.0 * n_y * dense * dense + dense ** 3 / 3) / _DENSE_FLOPS
+        seconds += _MATVECS_DENSE * matvec / _MATVEC_FLOPS
+    else:
+        seconds += _MATVECS_FREE * matvec / _MATVEC_FLOPS
+    return SolveCost(n_t, n_s, n_y, n_live, memory, iterations * seconds)
+
+
+def check_size(cost: SolveCost, *, max_memory: float | None, max_time: float | None,
+               name: str = "p") -> None:
+    """Refuse, with the numbers and the remedies, a solve beyond the limits.
+
+    ``MemoryError`` if ``cost.memory > max_memory`` (bytes), ``ValueError`` if
+    ``cost.seconds > max_time``; ``None`` disables a limit.
+    """
+    remedy = ("Use fewer distinct values (for example fewer clusters when discretizing "
+              "representations) or measure='mmi'")
+    if max_memory is not None and cost.memory > max_memory:
         raise MemoryError(
-            f"the BROJA problem has {prob.n_t} teacher values, {prob.n_s} student values "
-            f"and {prob.n_y} classes ({n_live} (t, s) pairs that can carry mass); solving it "
-            f"needs about {needed / 1e9:.0f} GB. Use fewer distinct values (for example "
-            f"fewer clusters when discretizing representations).")
+            f"{name} is too large for the BROJA solver: {cost.describe()}, more than "
+            f"max_memory={max_memory:.3g} bytes ({_format_bytes(max_memory)}). {remedy}, "
+            f"or raise max_memory (None: no limit) on a machine with that much memory.")
+    if max_time is not None and cost.seconds > max_time:
+        raise ValueError(
+            f"{name} is too large for the BROJA solver: {cost.describe()} (estimated), "
+            f"more than max_time={max_time:g} s. {remedy}, or raise max_time (None: no "
+            f"limit) to solve it anyway (verbose=1 prints progress).")
+
+
+def _format_bytes(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n / 1e3:.3g} kB"
+
+
+def _format_seconds(t: float) -> str:
+    if t >= 3600:
+        return f"{t / 3600:.3g} h"
+    if t >= 60:
+        return f"{t / 60:.3g} min"
+    return f"{t:.2g} s"
+
+
+# verbose=1 prints nothing for solves shorter than this (seconds).
+_PROGRESS_AFTER = 2.0
+
+
+class _Progress:
+    """Progress of a solve on stdout: with ``verbose=1`` once it has run for
+    ``_PROGRESS_AFTER`` seconds (then at most once a second), with ``verbose >= 2``
+    from the start and every iteration."""
+
+    def __init__(self, verbose: int, cost: SolveCost | None):
+        self.verbose, self.cost = verbose, cost
+        self.start, self.last, self.printed = time.perf_counter(), -np.inf, False
+        if verbose >= 2:
+            self._header()
+
+    def _header(self):
+        what = self.cost.describe() if self.cost is not None else "P is optimal"
+        print(f"[BROJA] {what}", flush=True)
+        self.printed = True
+
+    def __call__(self, it: int, upper: float, lower: float) -> None:
+        now = time.perf_counter() - self.start
+        if self.verbose < 2 and (now < _PROGRESS_AFTER or now - self.last < 1.0):
+            return
+        if not self.printed:
+            self._header()
+        self.last = now
+        print(f"[BROJA] iteration {it:3d}  gap {upper - lower:.3g} nats  "
+              f"(upper {upper:.12g}, lower {lower:.12g})  {now:.1f} s", flush=True)
+
+    def note(self, message: str) -> None:
+        if self.printed:
+            print(f"[BROJA] {message}", flush=True)
+
+    def done(self, solution: BrojaSolution, tol: float) -> None:
+        if self.printed:
+            state = "converged" if solution.converged else f"not converged (tol {tol:g})"
+            print(f"[BROJA] {state} after {solution.n_iter} iterations: gap "
+                  f"{solution.gap:.3g} nats, {time.perf_counter() - self.start:.1f} s",
+                  flush=True)
 
 
 def _rank_one_start(prob: _Problem, live: np.ndarray):
@@ -600,8 +817,12 @@ def _exact_scaling(prob, w, theta):
         return None
 
 
-def _interior_point(prob, tol, target, max_iter, stall):
-    """The primal-dual interior-point method of the module docstring."""
+def _interior_point(prob, tol, target, max_iter, stall, progress=None):
+    """The primal-dual interior-point method of the module docstring.
+
+    ``progress(it, upper, lower)`` (optional) is called with the best bounds after each
+    iteration's bounds are known.
+    """
     live = prob.live.ravel()
     live_idx = np.flatnonzero(live)
     w, theta = _rank_one_start(prob, live)
@@ -627,8 +848,15 @@ def _interior_point(prob, tol, target, max_iter, stall):
         gap = np.inf if best is None else best[0] - max(lowers)
         if gap < 0.5 * best_gap:
             last_progress = it
+        if progress is not None:
+            progress(it, np.inf if best is None else best[0], max(lowers + [single_source]))
         # Stall detection only in the end game: early gaps need not shrink monotonically.
-        stalled = gap <= 1e-6 and it - last_progress >= stall
+        # Short of tol, wait three times as long: at nearly degenerate optima (pairs whose
+        # optimal mass is tiny but not zero) the gap can stay put for several iterations
+        # and then close at once (a 4x4x4 table: no halving in iterations 12-21, certified
+        # at 24).
+        patience = stall if gap <= tol else 3 * stall
+        stalled = gap <= 1e-6 and it - last_progress >= patience
         if best is not None and best[0] - single_source <= target or gap <= target or stalled:
             break
         w_l, z_l, g_l = w[live_idx], z[live_idx], 1.0 - k_ts.ravel()[live_idx]
@@ -668,14 +896,17 @@ def _interior_point(prob, tol, target, max_iter, stall):
         # Degenerate optima: the primal side converged but the dual iterate is not yet
         # feasible off the support.  Re-balance it where that costs nothing.
         lower = max(lower, _polish_dual(prob, best[2]))
-    # P itself is feasible: never return a point worse than it (this keeps synergy >= 0
-    # even when the method stops early).
-    p_value = _neg_conditional_entropy(prob.p)
-    if best is None or p_value <= best[0]:
-        upper, q, error = p_value, prob.p, 0.0
-    else:
-        upper, _, sc = best
-        q, error = sc.q.transpose(1, 2, 0), sc.error
+    # P and Q0 = P(t, y) P(s, y) / P(y) are feasible in closed form: never return a point
+    # worse than either, so that every atom stays >= 0 whenever the method stops (after
+    # any number of iterations, or when a scaling breaks down): synergy >= 0 since the
+    # value is at most P's, redundancy >= I_Q0(T; S) >= 0 since it is at most Q0's, and
+    # the unique atoms >= 0 since it is at least the single-source bound.
+    candidates = [(_neg_conditional_entropy(prob.p), prob.p, 0.0)]
+    q0 = _independent_coupling(prob)
+    candidates.append((_neg_conditional_entropy(q0), q0, 0.0))
+    if best is not None:
+        candidates.append((best[0], best[2].q.transpose(1, 2, 0), best[2].error))
+    upper, q, error = min(candidates, key=lambda c: c[0])
     return BrojaSolution(
         q=prob.embed(q),
         objective=upper,
@@ -685,6 +916,14 @@ def _interior_point(prob, tol, target, max_iter, stall):
         converged=bool(upper - lower <= tol),
         n_iter=it,
     )
+
+
+def _independent_coupling(prob: _Problem) -> np.ndarray:
+    """``Q0[t, s, y] = P(t, y) P(s, y) / P(y)`` (T and S independent given Y): in Delta_P,
+    with ``I_Q0(Y; T; S) = I_Q0(T; S) >= 0`` (the reason BROJA's redundancy is >= 0)."""
+    p_y = prob.p_ty.sum(axis=1)
+    q0 = prob.p_ty[:, :, None] * (prob.p_sy / p_y[:, None])[:, None, :]  # (n_y, n_t, n_s)
+    return q0.transpose(1, 2, 0)
 
 
 def _polish_dual(prob: _Problem, sc: _Scaling, beta: float = 1e4) -> float:

@@ -4,20 +4,27 @@ import warnings
 
 import numpy as np
 
+from .._labels import check_label_array, encode_labels
 from ..exceptions import ConvergenceWarning
-from ._broja import solve_broja
+from ._broja import estimate_cost, solve_broja
 from ._information import task_informations
 from ._result import PIDResult
-from ._validation import check_base, check_labels, check_measure, check_pmf, check_table
+from ._validation import (check_base, check_labels, check_limit, check_max_iter, check_measure,
+                          check_pmf, check_table, check_tol, check_verbose)
 
 # Atoms within this much below zero are round-off and are set to zero; anything more
 # negative is reported, never hidden.
 ROUND_OFF = 1e-12
 DEFAULT_TOL = 1e-8  # nats: the certified gap below which the BROJA solver has converged
+# Size limits of a solve (see the max_memory and max_time parameters).
+DEFAULT_MAX_MEMORY = 4e9  # bytes
+DEFAULT_MAX_TIME = 600.0  # seconds, estimated
 
 
 def pid_from_pmf(p, *, measure: str = "broja", base: float = 2,
-                 tol: float = DEFAULT_TOL, max_iter: int = 100) -> PIDResult:
+                 tol: float = DEFAULT_TOL, max_iter: int = 100, verbose: int = 0,
+                 max_memory: float | None = DEFAULT_MAX_MEMORY,
+                 max_time: float | None = DEFAULT_MAX_TIME) -> PIDResult:
     """Partial information decomposition of a joint pmf ``p[t, s, y]``.
 
     Parameters
@@ -35,7 +42,21 @@ def pid_from_pmf(p, *, measure: str = "broja", base: float = 2,
         as converged; the solver keeps improving towards 1e-12 while it makes progress.
         A :class:`~skpid.exceptions.ConvergenceWarning` is issued if ``tol`` is not reached.
     max_iter : int, default=100
-        BROJA only: maximum number of interior-point iterations.
+        BROJA only: maximum number of interior-point iterations (>= 1).  A solve stopped
+        by it still returns certified bounds: every atom >= 0, off by at most ``gap``.
+    verbose : int or bool, default=0
+        BROJA only: ``0`` prints nothing; ``1`` prints the problem's size and the
+        certified gap after each iteration (at most once a second) once a solve has run
+        for 2 seconds; ``2`` prints from the start, every iteration.
+    max_memory : float or None, default=4e9
+        BROJA only: refuse (``MemoryError``), before allocating it, a problem whose
+        solve is estimated to need more than this many bytes.  ``None``: no limit.
+    max_time : float or None, default=600
+        BROJA only: refuse (``ValueError``), before starting, a problem whose solve is
+        estimated to take more than this many seconds.  The estimate is rough (nominal
+        speeds of two CPU cores; within a factor of about 3) and this is not a timeout.
+        ``None``: no limit.  A 64 x 64 x 100 table is estimated at about 40 s, a
+        300 x 300 x 50 one at about half an hour (refused by default).
 
     Returns
     -------
@@ -54,18 +75,20 @@ def pid_from_pmf(p, *, measure: str = "broja", base: float = 2,
     >>> round(r.redundancy, 4), round(r.synergy, 4)
     (0.3113, 0.5)
     """
-    measure = check_measure(measure)
-    base = check_base(base)
+    options = _check_options(measure, base, tol, max_iter, verbose, max_memory, max_time)
     p = check_pmf(p)
-    return _decompose(p, measure, base, tol, max_iter)
+    return _decompose(p, options, "p")
 
 
 def pid_from_counts(counts, *, measure: str = "broja", base: float = 2,
-                    tol: float = DEFAULT_TOL, max_iter: int = 100) -> PIDResult:
+                    tol: float = DEFAULT_TOL, max_iter: int = 100, verbose: int = 0,
+                    max_memory: float | None = DEFAULT_MAX_MEMORY,
+                    max_time: float | None = DEFAULT_MAX_TIME) -> PIDResult:
     """PID of a contingency table ``counts[t, s, y]`` (normalised to a pmf).
 
     Parameters are those of :func:`pid_from_pmf`; ``counts`` may hold any non-negative
-    finite numbers with a positive total.
+    finite numbers (any real or bool dtype, any scale up to the largest float) with a
+    positive total.
 
     Examples
     --------
@@ -74,23 +97,36 @@ def pid_from_counts(counts, *, measure: str = "broja", base: float = 2,
     >>> pid_from_counts(counts).redundancy
     1.0
     """
-    measure = check_measure(measure)
-    base = check_base(base)
+    options = _check_options(measure, base, tol, max_iter, verbose, max_memory, max_time)
     table = check_table(counts, "counts")
-    return _decompose(table / table.sum(), measure, base, tol, max_iter)
+    if table.max() > np.finfo(np.float64).max / table.size:
+        # Counts near the largest float overflow their total (to inf, which would turn
+        # every cell into 0); counts divided by the largest one cannot (their total is
+        # at most the number of cells). Only then: the extra division costs exactness
+        # (H(Y) of a single class would be 1e-16 instead of 0).
+        table /= table.max()
+    return _decompose(table / table.sum(), options, "counts")
 
 
 def pid(t, s, y, *, measure: str = "broja", base: float = 2,
-        tol: float = DEFAULT_TOL, max_iter: int = 100) -> PIDResult:
+        tol: float = DEFAULT_TOL, max_iter: int = 100, verbose: int = 0,
+        max_memory: float | None = DEFAULT_MAX_MEMORY,
+        max_time: float | None = DEFAULT_MAX_TIME) -> PIDResult:
     """PID of Y into teacher T and student S from paired samples (plug-in estimate).
 
     Parameters
     ----------
     t, s, y : array-like of shape (n_samples,)
-        Discrete labels of the teacher, the student and the target: ints, strings or
-        any hashable values.
-    measure, base, tol, max_iter
+        Discrete labels of the teacher, the student and the target: numbers, strings or
+        other hashable values of one type per array (numpy arrays, lists, pandas Series
+        or torch tensors of any dtype).  Missing labels (NaN, None) and arrays mixing
+        types (e.g. ``[1, "1"]``) are refused; see ``skpid._labels``.
+    measure, base, tol, max_iter, verbose, max_time
         As in :func:`pid_from_pmf`.
+    max_memory : float or None, default=4e9
+        As in :func:`pid_from_pmf`; it also bounds the dense table of the
+        ``n_t x n_s x n_y`` distinct values (for either measure), checked from the numbers
+        of distinct values before the table is built.
 
     Returns
     -------
@@ -106,25 +142,55 @@ def pid(t, s, y, *, measure: str = "broja", base: float = 2,
     >>> pid(t=y, s=["a", "a", "b", "b"], y=y).unique_teacher
     1.0
     """
-    measure = check_measure(measure)
-    base = check_base(base)
-    t, s, y = check_labels(t, s, y)
-    codes = [_encode(values) for values in (t, s, y)]
+    options = _check_options(measure, base, tol, max_iter, verbose, max_memory, max_time)
+    # The label encoder shared with the estimators: the same labels are accepted (torch
+    # tensors of any dtype, pandas, tuples) or refused (missing, mixed types) everywhere.
+    t, s, y = check_labels(*(check_label_array(v, name) for v, name in zip((t, s, y), "tsy")))
+    codes = [encode_labels(v, name)[1] for v, name in zip((t, s, y), "tsy")]
     shape = tuple(int(c.max()) + 1 for c in codes)
+    _check_table_size(shape, options)  # before the dense table is built
     counts = np.bincount(np.ravel_multi_index(codes, shape), minlength=int(np.prod(shape)))
-    return _decompose(counts.reshape(shape) / len(t), measure, base, tol, max_iter)
+    return _decompose(counts.reshape(shape) / len(t), options, "the joint table of t, s and y")
 
 
-def _encode(values: np.ndarray) -> np.ndarray:
-    """Integer codes 0..k-1 for arbitrary hashable labels."""
-    try:
-        return np.unique(values, return_inverse=True)[1].ravel()
-    except TypeError:  # unorderable objects: first-appearance order
-        index = {}
-        return np.array([index.setdefault(v, len(index)) for v in values.tolist()])
+def _check_options(measure, base, tol, max_iter, verbose, max_memory, max_time) -> dict:
+    """Every option of the three entry points, validated in one place."""
+    return {
+        "measure": check_measure(measure),
+        "base": check_base(base),
+        "tol": check_tol(tol),
+        "max_iter": check_max_iter(max_iter),
+        "verbose": check_verbose(verbose),
+        "max_memory": check_limit(max_memory, "max_memory", "bytes"),
+        "max_time": check_limit(max_time, "max_time", "seconds"),
+    }
 
 
-def _decompose(p: np.ndarray, measure: str, base: float, tol: float, max_iter: int) -> PIDResult:
+def _check_table_size(shape: tuple, options: dict) -> None:
+    """Refuse labels whose dense joint table (and, for BROJA, solve) cannot fit.
+
+    Counts the table's int64 counts, its float64 pmf and the solver's two working copies
+    of it; for BROJA also the solver's own memory, which is at least
+    :func:`~skpid._pid._broja.estimate_cost` without the Newton matrix (all values carry
+    mass here).  The solver makes its own, complete, check once the table exists.
+    """
+    n_t, n_s, n_y = shape
+    cells = float(n_t) * n_s * n_y
+    needed = 4 * 8 * cells
+    if options["measure"] == "broja" and n_y > 1:
+        needed += estimate_cost(n_t, n_s, n_y).memory
+    limit = options["max_memory"]
+    if limit is not None and needed > limit:
+        raise MemoryError(
+            f"t, s and y have {n_t}, {n_s} and {n_y} distinct values: their joint table has "
+            f"{cells:.4g} cells, and the PID needs about {needed / 1e9:.3g} GB, more than "
+            f"max_memory={limit:.3g} bytes. Use fewer distinct values (for example fewer "
+            f"clusters when discretizing representations), or raise max_memory (None: no "
+            f"limit) on a machine with that much memory.")
+
+
+def _decompose(p: np.ndarray, options: dict, name: str) -> PIDResult:
+    measure, base, tol = options["measure"], options["base"], options["tol"]
     info = task_informations(p)
     scale = 1.0 / float(np.log(base))
     if measure == "mmi":
@@ -137,7 +203,9 @@ def _decompose(p: np.ndarray, measure: str, base: float, tol: float, max_iter: i
         }
         q, gap, converged = None, 0.0, True
     else:
-        sol = solve_broja(p, tol=tol, max_iter=max_iter)
+        sol = solve_broja(p, tol=tol, max_iter=options["max_iter"],
+                          max_memory=options["max_memory"], max_time=options["max_time"],
+                          verbose=options["verbose"], name=name)
         if not sol.converged:
             warnings.warn(
                 f"BROJA solver stopped after {sol.n_iter} iterations with a certified gap of "
@@ -145,7 +213,7 @@ def _decompose(p: np.ndarray, measure: str, base: float, tol: float, max_iter: i
                 ConvergenceWarning, stacklevel=3)
         atoms = broja_atoms(info, sol.objective)
         q, gap, converged = sol.q, max(sol.gap, 0.0), sol.converged
-    atoms = {name: _clip_round_off(name, value * scale) for name, value in atoms.items()}
+    atoms = {atom: _clip_round_off(atom, value * scale) for atom, value in atoms.items()}
     return PIDResult(
         **atoms,
         mi_teacher=info["mi_teacher"] * scale,

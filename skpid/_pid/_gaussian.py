@@ -21,6 +21,7 @@ measures coincide there; the tests check that the optimiser finds it.
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import digamma
 
 from ._result import PIDResult
 
@@ -150,3 +151,51 @@ def gaussian_pid(cov, n_teacher: int, n_student: int, *, measure: str = "broja",
                      mi_teacher=mi_t * scale, mi_student=mi_s * scale,
                      mi_joint=mi_ts * scale, entropy_y=float("nan"), base=float(base),
                      measure=f"gaussian-{measure}", q=None, gap=0.0, converged=True)
+
+
+def _expected_logdet_bias(dim: int, n_samples: int) -> float:
+    """E[log det S] - log det Sigma for the sample covariance S (``ddof=1``) of
+    ``n_samples`` Gaussian draws in ``dim`` dimensions: sum_i psi((n - i) / 2) +
+    dim * log(2 / (n - 1)), i = 1..dim (the log of a product of chi-square variables)."""
+    i = np.arange(1, dim + 1)
+    return float(digamma((n_samples - i) / 2.0).sum() + dim * np.log(2.0 / (n_samples - 1)))
+
+
+def gaussian_noise_floor(dim_a: int, dim_b: int, n_samples: int) -> float:
+    """Mean plug-in estimate of I(A; B), in nats, when A and B are independent Gaussians.
+
+    The plug-in mutual information of a sample covariance is biased upward: with
+    ``n_samples`` draws of independent ``dim_a``- and ``dim_b``-dimensional Gaussian
+    blocks its expectation is exactly
+    ``0.5 * (b(dim_a) + b(dim_b) - b(dim_a + dim_b))`` with ``b`` the bias of the
+    log-determinant (about ``dim_a * dim_b / (2 n)`` for large ``n``).  It is what pure
+    noise reports, and it grows without bound as ``n_samples`` approaches
+    ``dim_a + dim_b``; below ``dim_a + dim_b + 1`` the sample covariance is singular and
+    the estimate is infinite.
+
+    Parameters
+    ----------
+    dim_a, dim_b : int
+        Dimensions of the two blocks (>= 1).
+    n_samples : int
+        Number of samples; must exceed ``dim_a + dim_b``.
+
+    Returns
+    -------
+    float
+        The expected estimate, in nats.
+
+    Examples
+    --------
+    >>> from skpid._pid._gaussian import gaussian_noise_floor
+    >>> round(gaussian_noise_floor(1, 1, 1000), 5)   # about 1 * 1 / (2 * 1000)
+    0.0005
+    """
+    dim_a, dim_b, n = int(dim_a), int(dim_b), int(n_samples)
+    if dim_a < 1 or dim_b < 1:
+        raise ValueError(f"dim_a and dim_b must be >= 1; got {dim_a} and {dim_b}.")
+    if n <= dim_a + dim_b:
+        raise ValueError(f"n_samples must exceed dim_a + dim_b = {dim_a + dim_b} (the sample "
+                         f"covariance is singular otherwise); got {n}.")
+    return 0.5 * (_expected_logdet_bias(dim_a, n) + _expected_logdet_bias(dim_b, n)
+                  - _expected_logdet_bias(dim_a + dim_b, n))

@@ -47,15 +47,17 @@ def check_table(table, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be finite; it contains NaN or inf.")
     if np.any(arr < 0):
         raise ValueError(f"{name} must be non-negative; smallest entry is {arr.min()!r}.")
-    total = arr.sum()
-    if total <= 0:
+    # The largest entry, not the total: a total of entries near the largest float
+    # overflows (with a warning), though the table is valid.
+    if not arr.max() > 0:
         raise ValueError(f"{name} must have positive total mass; all entries are zero.")
     return arr
 
 
 def check_pmf(p) -> np.ndarray:
     arr = check_table(p, "p")
-    total = arr.sum()
+    with np.errstate(over="ignore"):  # entries near the largest float: inf, refused below
+        total = arr.sum()
     if abs(total - 1.0) > PMF_SUM_TOLERANCE:
         raise ValueError(f"p must sum to 1 (within {PMF_SUM_TOLERANCE:g}); it sums to {total!r}. "
                          "Use pid_from_counts for unnormalised tables.")
@@ -85,3 +87,47 @@ def check_labels(t, s, y) -> tuple:
     if lengths["t"] < 2:
         raise ValueError(f"t, s and y need at least 2 samples; got {lengths['t']}.")
     return tuple(arrays)
+
+
+def check_tol(tol) -> float:
+    """The solver tolerance: a finite real number > 0 (nats)."""
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real):
+        raise TypeError(f"tol must be a real number > 0 (nats); got {type(tol).__name__} "
+                        f"{tol!r}.")
+    tol = float(tol)
+    if not np.isfinite(tol) or tol <= 0:
+        raise ValueError(f"tol must be a finite number > 0 (nats); got {tol!r}.")
+    return tol
+
+
+def check_max_iter(max_iter) -> int:
+    """The iteration limit: an int >= 1 (at least one iterate is needed for a bound)."""
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral):
+        raise TypeError(f"max_iter must be an int >= 1; got {type(max_iter).__name__} "
+                        f"{max_iter!r}.")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be an int >= 1; got {max_iter!r}.")
+    return int(max_iter)
+
+
+def check_verbose(verbose) -> int:
+    """The verbosity: an int >= 0 or a bool."""
+    if not isinstance(verbose, numbers.Integral):  # bool is Integral: True means 1
+        raise TypeError(f"verbose must be an int >= 0 or a bool; got "
+                        f"{type(verbose).__name__} {verbose!r}.")
+    if verbose < 0:
+        raise ValueError(f"verbose must be an int >= 0 or a bool; got {verbose!r}.")
+    return int(verbose)
+
+
+def check_limit(value, name: str, unit: str):
+    """A size limit: a real number > 0, or None for no limit (inf means the same)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number > 0 ({unit}) or None; got "
+                        f"{type(value).__name__} {value!r}.")
+    value = float(value)
+    if np.isnan(value) or value <= 0:
+        raise ValueError(f"{name} must be a number > 0 ({unit}) or None; got {value!r}.")
+    return None if value == np.inf else value

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import difflib
 import math
-import warnings
 import numbers
+import threading
+import warnings
 import zlib
 
 import numpy as np
@@ -15,16 +16,34 @@ from sklearn.base import clone
 from skorch import NeuralNetClassifier
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
+from torch.utils.data import DataLoader
 
+from ._callbacks import _DistillerPrintLog
+from ._checks import check_choice, check_flag, check_int, check_real
 from ._hooks import capture, resolve_layers
 from ._losses import (METHODS, DistillationLoss, NoDistillation, _eval, check_pair,
-                      kd_loss, rid_phase)
+                      check_rounds, check_teacher_ratio, check_temperature,
+                      check_variance_penalty, kd_loss, rid_phase)
 from ._teacher import FrozenTeacher
 
 # Loss terms recorded per batch and averaged per epoch in ``history`` (with a
 # "train_"/"valid_" prefix): student cross-entropy, the distillation term the student
 # minimises, RID's filter-head cross-entropy and filter distance, the logit-KD add-on.
 _TERMS = ("ce", "distill", "filter_ce", "distance", "kd")
+
+# The optimizers the net builds: the student side and RID's teacher filters and heads.
+_OPTIMIZERS = ("optimizer", "filter_optimizer")
+
+ON_NONFINITE = ("raise", "warn")
+
+# Seeded fits set torch's global generators (dropout has no other source of randomness)
+# and restore them afterwards. torch has one global generator per device for the whole
+# process, so two seeded fits in two threads would draw from, and restore over, each
+# other's state: they take this lock for the whole call. Re-entrant: a seeded fit inside
+# a seeded fit (a callback fitting another net) runs in the same thread.
+_SEED_LOCK = threading.RLock()
+# The DataLoader generators of the seeded calls running in this thread, by id(net).
+_SEEDED = threading.local()
 
 
 def softmax_rows(logits: torch.Tensor) -> torch.Tensor:
@@ -93,16 +112,39 @@ class PIDDistiller(NeuralNetClassifier):
         rows (forests, large nets): for a small CNN it was no faster in
         ``benchmarks/bench_overhead.py``.
     filter_optimizer : torch optimizer class or None, default=None
-        Optimizer of RID's teacher filters and heads (None: the same as ``optimizer``);
-        ``filter_optimizer__*`` parameters (``lr`` defaults to ``lr``).
-    random_state : int or None, default=None
+        Optimizer of RID's teacher filters and heads (None: the same as ``optimizer``).
+        ``filter_optimizer__*`` parameters configure it as ``optimizer__*`` do the
+        student's (``lr`` defaults to ``lr``): in the constructor, through
+        ``set_params`` before or after a fit, and in grid searches. It exists from
+        ``initialize`` on; until the filters are built on the first batch of ``fit``
+        (and for methods without them) it holds a placeholder parameter only.
+    random_state : int, numpy random generator or None, default=None
         Seed of everything random in ``fit`` and ``partial_fit``: the initial weights of
-        the student and of the distillation parts, the batch order, dropout. With an
-        int, each call runs on torch's generators seeded with it (forked from the global
-        state and restored afterwards), so its result does not depend on what ran
-        before in the process: a grid search gives the same results serially, with
-        joblib processes or on a Dask cluster. None uses torch's global generators as
-        they stand.
+        the student (where the net builds it: ``module`` given as a class; an instance
+        keeps the weights it has) and of the distillation parts, the batch order,
+        dropout. The batch order comes from torch generators of the call's own (given to
+        the DataLoaders unless ``iterator_train__generator`` /
+        ``iterator_valid__generator`` are set); weights and dropout come from torch's
+        global generators, seeded for the call and restored afterwards. So the result
+        does not depend on what ran before, and the global generators are left as they
+        were. Seeded calls hold a process-wide lock: seeded fits in several threads run
+        one after the other and give exactly what each gives alone. torch has no
+        per-thread generator, so torch code that draws from the global generators in
+        another thread during a seeded fit (an unseeded fit, say) can still interleave
+        with the weight initialization and, for models with dropout, with the dropout
+        masks. A grid search gives the same results serially, with joblib processes or
+        threads, or on a Dask cluster. None uses torch's global generators as they
+        stand.
+    on_nonfinite : {"raise", "warn"}, default="raise"
+        What a NaN or infinite loss term does: ``"raise"`` stops training with a
+        ``FloatingPointError`` naming the epoch, the batch, the term (``ce``,
+        ``distill``, ``filter_ce``, ``distance``, ``kd`` or the weighted sum) and, where
+        it can tell, the cause (a teacher or student layer whose output is not finite,
+        parameters that diverged). ``"warn"`` issues a ``RuntimeWarning`` with the same
+        message instead (once per epoch) and trains on, taking the step as computed
+        (parameters may then become non-finite): for runs where occasional overflows
+        are expected and handled, as under fp16 mixed precision with a gradient scaler,
+        which skips such steps.
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         The student's classification loss, applied to its logits.
     predict_nonlinearity : callable, default=softmax_rows
@@ -116,6 +158,8 @@ class PIDDistiller(NeuralNetClassifier):
     ----------
     teacher_ : FrozenTeacher
         The wrapped teacher.
+    filter_optimizer_ : torch optimizer
+        The optimizer of RID's teacher filters and heads.
     method_ : DistillationLoss
         The distillation criterion with its learnable parts (built from the shapes
         probed on the first batch of ``fit``).
@@ -146,7 +190,16 @@ class PIDDistiller(NeuralNetClassifier):
     History columns per epoch: ``train_ce``, ``train_distill``, ``train_filter_ce``,
     ``train_distance``, ``train_kd`` (where used), the same with ``valid_``, and
     ``teacher_phase`` (share of the epoch's steps in RID's teacher phase); per batch:
-    the same terms and ``phase``. ``train_loss`` is the loss of the stepped phase.
+    the same terms and ``phase``. ``train_loss`` is the loss of the stepped phase. The
+    printed table has a column for each of them (and for :class:`PIDMonitor`'s values)
+    from the first epoch on; a cell is blank in epochs without that value.
+
+    Every setting is checked where it arrives, by the same check: as a parameter, as
+    ``method__*`` (the criterion's constructor runs the same checks), through
+    ``set_params`` (at once on an initialized net, whose components skorch updates
+    immediately; otherwise at ``fit``) and in grid searches. Errors are ``TypeError``
+    (wrong kind of value) or ``ValueError`` (out of range, NaN, infinite) and name the
+    parameter, the value and what is expected.
 
     Examples
     --------
@@ -170,8 +223,8 @@ class PIDDistiller(NeuralNetClassifier):
                  ce_weight=1.0, kd_weight=0.0, teacher_layers=None, student_layers=None,
                  temperature=4.0, rounds=4, teacher_ratio=0.25, variance_penalty="log",
                  teacher_cache=False, filter_optimizer=None, random_state=None,
-                 criterion=torch.nn.CrossEntropyLoss, predict_nonlinearity=softmax_rows,
-                 **kwargs):
+                 on_nonfinite="raise", criterion=torch.nn.CrossEntropyLoss,
+                 predict_nonlinearity=softmax_rows, **kwargs):
         # Set before skorch's __init__: afterwards skorch refuses to assign a torch module
         # outside an initialize method.
         self.teacher = teacher
@@ -188,6 +241,7 @@ class PIDDistiller(NeuralNetClassifier):
         self.teacher_cache = teacher_cache
         self.filter_optimizer = filter_optimizer
         self.random_state = random_state
+        self.on_nonfinite = on_nonfinite
         super().__init__(module, criterion=criterion,
                          predict_nonlinearity=predict_nonlinearity, **kwargs)
 
@@ -203,7 +257,31 @@ class PIDDistiller(NeuralNetClassifier):
         callbacks = dict(super()._default_callbacks)
         callbacks["valid_acc"] = EpochScoring(_encoded_accuracy, name="valid_acc",
                                               lower_is_better=False)
+        callbacks["print_log"] = _DistillerPrintLog()
         return list(callbacks.items())
+
+    def _history_keys(self) -> list:
+        """The epoch keys of ``history`` this fit can record, declared before the first
+        epoch so that the printed table has a column for each from the start: the loss
+        terms the method returns in either phase, and the keys of callbacks that declare
+        theirs (:class:`PIDMonitor`)."""
+        method = self._method()
+        two_phase = getattr(method, "two_phase", False)
+        needs_teacher = self.kd_weight > 0 or not isinstance(method, NoDistillation)
+        student = ["ce"]
+        if needs_teacher:
+            student += list(getattr(method, "student_terms", ("distill",)))
+            student += ["kd"] if self.kd_weight > 0 else []
+        train = student + (list(getattr(method, "teacher_terms", ())) if two_phase else [])
+        keys = [f"train_{term}" for term in train]
+        if self.train_split is not None:
+            keys += [f"valid_{term}" for term in student]
+        keys += ["teacher_phase"] if two_phase else []
+        for _, callback in self.callbacks_:
+            declare = getattr(callback, "_history_keys", None)
+            if callable(declare):
+                keys += declare(self)
+        return keys
 
     # ------------------------------------------------------------------ clone / params
     # Parameters that clones share rather than copy.
@@ -218,23 +296,84 @@ class PIDDistiller(NeuralNetClassifier):
         return type(self)(**shared, **{k: clone(v, safe=False) for k, v in params.items()})
 
     def set_params(self, **kwargs):
-        """skorch's ``set_params``; the teacher is set as is (a torch module is not a
-        component built by the net) and ``teacher__*`` parameters are refused."""
+        """skorch's ``set_params``, with the settings checked first on an initialized net.
+
+        skorch applies parameters to an initialized net at once (``method__*`` rebuild
+        the criterion, optimizer parameters change the optimizers in place), so they
+        are checked before anything changes: a refused value leaves the net as it was.
+        On a net not initialized yet they are checked by ``fit`` (as scikit-learn
+        recommends). The teacher is set as is (a torch module is not a component built
+        by the net) and ``teacher__*`` parameters are refused. Optimizer parameters
+        (``optimizer__*``, ``filter_optimizer__*``) set on an initialized net are also
+        kept as parameters, so that a later ``fit``, which rebuilds the optimizers,
+        uses them too.
+        """
         built = sorted(k for k in kwargs if k.startswith("teacher__"))
         if built:
             raise ValueError(
                 f"{', '.join(built)}: the teacher is passed already built, so teacher__* "
                 "parameters cannot configure it; pass a new teacher instead.")
+        initialized = self.initialized_
+        if initialized:
+            self._check_params_given(kwargs)
         new_teacher = "teacher" in kwargs
         if new_teacher:
             # bypass skorch's guard against assigning torch modules outside initialize
             vars(self)["teacher"] = kwargs.pop("teacher")
+        # skorch takes an optimizer class set on an initialized net for a component
+        # parameter and fails ("Something went wrong"): set the class as the plain
+        # parameter it is and rebuild the optimizers below.
+        new_classes = ({k: kwargs.pop(k) for k in _OPTIMIZERS if k in kwargs}
+                       if initialized else {})
+        for name, value in new_classes.items():
+            setattr(self, name, value)
         super().set_params(**kwargs)
-        if new_teacher and self.initialized_:
+        if initialized:
+            self._keep_optimizer_params(kwargs)
+            if new_classes:
+                self.initialize_optimizer()
+        if new_teacher and initialized:
             self.teacher_ = FrozenTeacher(self.teacher, self._layer_lists()[0],
                                           device=self._placement(),
                                           cache=self.teacher_cache)
         return self
+
+    def _check_optimizer_params_given(self, params: dict) -> None:
+        """skorch sets optimizer parameters on an initialized net in place, where torch
+        checks nothing (a momentum of -1, a misspelt name): let the optimizer's
+        constructor check them, on a throwaway parameter."""
+        for prefix in _OPTIMIZERS:
+            given = {key[len(prefix) + 2:]: value for key, value in params.items()
+                     if key.startswith(prefix + "__") and "__" not in key[len(prefix) + 2:]}
+            if not given and prefix not in params and "lr" not in params:
+                continue
+            cls = params.get(prefix, getattr(self, prefix))
+            if prefix == "filter_optimizer" and cls is None:
+                cls = params.get("optimizer", self.optimizer)
+            kwargs = {**self.get_params_for(prefix), **given}
+            kwargs.pop("param_groups", None)
+            kwargs.setdefault("lr", params.get("lr", self.lr))
+            current = getattr(self, prefix + "_", None)
+            dtype = next((p.dtype for group in getattr(current, "param_groups", [])
+                          for p in group["params"]), torch.float32)
+            placeholder = torch.zeros(1, dtype=dtype, requires_grad=True)
+            lr_name = f"{prefix}__lr" if "lr" in given else "lr"
+            _check_lr_for(kwargs["lr"], [placeholder], lr_name)
+            _construct_optimizer(prefix, cls, ([placeholder],), kwargs)
+
+    def _keep_optimizer_params(self, params) -> None:
+        """On an initialized net skorch applies ``<optimizer>__<name>`` to the optimizer
+        in place but does not keep it: the next ``fit`` rebuilds the optimizer without
+        it. Keep it as a parameter (as the constructor does). ``lr`` is kept by skorch;
+        the filter optimizer, whose ``lr`` defaults to it, follows it in place."""
+        for key, value in params.items():
+            name, _, rest = key.partition("__")
+            if name in _OPTIMIZERS and rest and "__" not in rest:
+                setattr(self, key, value)
+        if "lr" in params and "filter_optimizer__lr" not in vars(self):
+            optimizer = getattr(self, "filter_optimizer_", None)
+            for group in getattr(optimizer, "param_groups", []):
+                group["lr"] = params["lr"]
 
     # ------------------------------------------------------------------ seeding
     def fit(self, X, y, **fit_params):
@@ -250,19 +389,36 @@ class PIDDistiller(NeuralNetClassifier):
 
     @contextlib.contextmanager
     def _seeded(self):
+        active = _active_seeded()
         # fit calls partial_fit: seed once, at the outermost call.
-        if self.random_state is None or vars(self).get("_seeding", False):
+        if self.random_state is None or id(self) in active:
             yield
             return
         seed = _check_seed(self.random_state)
+        # Distinct streams for the global generator (weights, dropout) and the two
+        # DataLoaders, so that the batch order does not repeat the weights' draws.
+        train_seed, valid_seed = np.random.SeedSequence(seed).generate_state(2)
         cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=cuda):
+        with _SEED_LOCK, torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
-            vars(self)["_seeding"] = True
+            active[id(self)] = {
+                "iterator_train": torch.Generator().manual_seed(int(train_seed)),
+                "iterator_valid": torch.Generator().manual_seed(int(valid_seed))}
             try:
                 yield
             finally:
-                del vars(self)["_seeding"]
+                del active[id(self)]
+
+    def get_params_for(self, prefix):
+        """skorch's ``get_params_for``; in a seeded call the DataLoaders also get the
+        call's own generator (unless ``iterator_*__generator`` is set), so that the
+        batch order neither draws from nor depends on torch's global generator."""
+        params = super().get_params_for(prefix)
+        generators = _active_seeded().get(id(self))
+        if (generators is not None and prefix in generators and "generator" not in params
+                and _is_dataloader(getattr(self, prefix, None))):
+            params["generator"] = generators[prefix]
+        return params
 
     # ------------------------------------------------------------------ validation
     def _check_settings(self) -> None:
@@ -276,40 +432,48 @@ class PIDDistiller(NeuralNetClassifier):
                 f"{', '.join(sorted(built))}: the teacher is passed already built, so "
                 "teacher__* parameters cannot configure it; build the teacher with the "
                 "settings you want and pass that instance.")
-        method = self.method
-        if isinstance(method, str):
-            if method not in METHODS:
-                close = difflib.get_close_matches(method, list(METHODS), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"method must be one of {sorted(METHODS)} or a "
-                                 f"DistillationLoss instance; got {method!r}.{hint}")
-        elif not isinstance(method, DistillationLoss):
-            raise TypeError("method must be a name or a DistillationLoss instance; got "
-                            f"{type(method).__name__}.")
-        for name in ("pid_weight", "ce_weight", "kd_weight"):
-            value = getattr(self, name)
-            if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-                    or not math.isfinite(value) or value < 0):
-                raise ValueError(f"{name} must be a finite number >= 0; got {value!r}.")
-        if not isinstance(self.temperature, numbers.Real) or not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0; got {self.temperature!r}.")
-        if (not isinstance(self.rounds, numbers.Integral) or isinstance(self.rounds, bool)
-                or self.rounds < 1):
-            raise ValueError(f"rounds must be an integer >= 1; got {self.rounds!r}.")
-        if (not isinstance(self.teacher_ratio, numbers.Real)
-                or not 0 < self.teacher_ratio < 1):
-            raise ValueError("teacher_ratio must be in the open interval (0, 1); got "
-                             f"{self.teacher_ratio!r}.")
-        if self.variance_penalty not in ("log", "square"):
-            raise ValueError("variance_penalty must be 'log' or 'square'; got "
-                             f"{self.variance_penalty!r}.")
+        self._check_values()
         t_layers, s_layers = self._layer_lists()
         if len(t_layers) != len(s_layers):
             raise ValueError(
                 f"teacher_layers and student_layers are paired in order and must have the "
                 f"same length; got {len(t_layers)} and {len(s_layers)}.")
 
-    def _layer_lists(self):
+    def _check_values(self) -> None:
+        """Check the values of the settings (cheap: run again before every training)."""
+        _method_class(self.method)
+        for name, check in _SETTINGS.items():
+            check(getattr(self, name), name)
+        for key, value in vars(self).items():
+            _check_optimizer_param(key, value)
+
+    def _check_params_given(self, params: dict) -> None:
+        """Check the parameters given to ``set_params`` with the checks ``fit`` runs."""
+        method = params.get("method", self.method)
+        cls = _method_class(method)
+        # all method__* the criterion will be built with, not only the new ones: a new
+        # method may not take the parameters set for the old one
+        method_params = {**self.get_params_for("method"),
+                         **{k[len("method__"):]: v for k, v in params.items()
+                            if k.startswith("method__")}}
+        cls.check_params(method_params, prefix="method__")
+        for key, value in params.items():
+            if key in _SETTINGS:
+                _SETTINGS[key](value, key)
+            _check_optimizer_param(key, value)
+        self._check_optimizer_params_given(params)
+        if "teacher_layers" in params or "student_layers" in params:
+            t_layers, s_layers = self._layer_lists(params)
+            if len(t_layers) != len(s_layers):
+                raise ValueError(
+                    f"teacher_layers and student_layers are paired in order and must have "
+                    f"the same length; got {len(t_layers)} and {len(s_layers)}.")
+
+    def _layer_lists(self, params=None):
+        """``teacher_layers`` and ``student_layers`` as lists (from ``params`` where it
+        holds them: values about to be set)."""
+        params = params or {}
+
         def as_list(layers, name):
             if layers is None or isinstance(layers, str):
                 return [layers]
@@ -317,8 +481,8 @@ class PIDDistiller(NeuralNetClassifier):
                 raise ValueError(f"{name} must be None, a module path or a non-empty list "
                                  f"of module paths; got {layers!r}.")
             return list(layers)
-        return (as_list(self.teacher_layers, "teacher_layers"),
-                as_list(self.student_layers, "student_layers"))
+        return (as_list(params.get("teacher_layers", self.teacher_layers), "teacher_layers"),
+                as_list(params.get("student_layers", self.student_layers), "student_layers"))
 
     # ------------------------------------------------------------------ initialize hooks
     def initialize_module(self):
@@ -346,7 +510,12 @@ class PIDDistiller(NeuralNetClassifier):
     def initialize_criterion(self):
         """The student's criterion (skorch) plus the distillation criterion ``method_``."""
         super().initialize_criterion()
+        # set_params(method=..., method__...) on an initialized net comes straight here
+        cls = _method_class(self.method)
         kwargs = self.get_params_for("method")
+        # The constructor runs the same checks; here they name the parameters as the
+        # user gave them (method__rounds, not rounds).
+        cls.check_params(kwargs, prefix="method__")
         if isinstance(self.method, str):
             defaults = {"kd": {"temperature": self.temperature},
                         "rid": {"rounds": self.rounds},
@@ -354,7 +523,7 @@ class PIDDistiller(NeuralNetClassifier):
             if self.method in ("rid", "ted"):
                 defaults.update(teacher_ratio=self.teacher_ratio,
                                 variance_penalty=self.variance_penalty)
-            method = METHODS[self.method](**{**defaults, **kwargs})
+            method = cls(**{**defaults, **kwargs})
         else:
             method = self.initialized_instance(self.method, kwargs)
         self.method_ = method.to(self._placement())
@@ -376,23 +545,43 @@ class PIDDistiller(NeuralNetClassifier):
                 yield name, param
 
     def initialize_optimizer(self, triggered_directly=None):
-        """``optimizer_`` for the student side; ``filter_optimizer_`` for RID's teacher
-        filters and heads once they are built (they are created on the first batch)."""
+        """``optimizer_`` for the student side, ``filter_optimizer_`` for RID's teacher
+        filters and heads.
+
+        Both are built from ``initialize`` on, so that skorch registers both the way it
+        registers any optimizer made here, and routes ``filter_optimizer__*`` as it
+        routes ``optimizer__*`` (constructor, ``set_params``, grid searches). The
+        filters only exist from the first batch of ``fit``, which calls this again;
+        until then, and for methods without filters, the filter optimizer holds a
+        placeholder parameter (torch refuses an optimizer without parameters).
+        """
         teacher_side = {id(p) for p in self._method().teacher_side_parameters()}
         student_named, filter_named = [], []
         for name, param in self.get_all_learnable_params():
             (filter_named if id(param) in teacher_side else student_named).append((name, param))
-        args, kwargs = self.get_params_for_optimizer("optimizer", student_named)
-        self.optimizer_ = self.optimizer(*args, **kwargs)
-        if filter_named:
-            args, kwargs = self.get_params_for_optimizer("filter_optimizer", filter_named)
-            self.filter_optimizer_ = (self.filter_optimizer or self.optimizer)(*args, **kwargs)
-        elif "filter_optimizer" in self._optimizers:
-            # from an earlier RID method: keep the attribute valid but inert
-            self.filter_optimizer_ = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0)
+        if not filter_named:
+            filter_named = [("placeholder", torch.zeros(1, requires_grad=True))]
+        self.optimizer_ = self._build_optimizer("optimizer", self.optimizer, student_named)
+        self.filter_optimizer_ = self._build_optimizer(
+            "filter_optimizer", self.filter_optimizer or self.optimizer, filter_named)
         return self
 
+    def _build_optimizer(self, prefix, cls, named_parameters):
+        args, kwargs = self.get_params_for_optimizer(prefix, named_parameters)
+        lr_name = f"{prefix}__lr" if f"{prefix}__lr" in vars(self) else "lr"
+        for group in args[0]:
+            _check_lr_for(group.get("lr", kwargs["lr"]), group["params"],
+                          lr_name if "lr" not in group else f"{prefix}__param_groups")
+        return _construct_optimizer(prefix, cls, args, kwargs)
+
     # ------------------------------------------------------------------ data
+    def check_data(self, X, y=None):
+        """skorch's check (and inference of ``classes_``), with clear errors for labels
+        that cannot be classes: NaN, or a mix of types that cannot be sorted."""
+        if y is not None and not isinstance(y, torch.utils.data.Dataset):
+            _check_labels(y)
+        super().check_data(X, y)
+
     def get_dataset(self, X, y=None):
         """skorch's dataset, with ``y`` encoded as indices into ``classes_``."""
         if y is not None and not isinstance(y, torch.utils.data.Dataset):
@@ -417,6 +606,8 @@ class PIDDistiller(NeuralNetClassifier):
         """Check the data, probe representation shapes on a first batch, build the
         distillation parts and (re)initialize the optimizers, before any training step."""
         super().on_train_begin(net, X=X, y=y, **kwargs)
+        # fit has checked them in initialize; partial_fit and warm starts have not
+        self._check_values()
         _check_finite(X)
         self.check_data(X, y)
         classes = self.classes_
@@ -428,7 +619,13 @@ class PIDDistiller(NeuralNetClassifier):
                 f"teacher: it predicts classes {np.asarray(teacher_classes).tolist()} but y "
                 f"has classes {classes.tolist()}.")
         xb, yb = unpack_data(next(iter(self.get_iterator(self.get_dataset(X, y)))))
-        t_logits, t_feats, s_logits, s_feats = self._probe(xb)
+        try:
+            t_logits, t_feats, s_logits, s_feats = self._probe(xb)
+        except RuntimeError as exc:
+            hint = _dtype_mismatch(xb, self._student(), self.teacher_)
+            if hint is None:
+                raise
+            raise TypeError(f"{hint} ({exc})") from exc
         if t_logits.shape[1] != len(classes):
             raise ValueError(f"teacher: it outputs {t_logits.shape[1]} logits but y has "
                              f"{len(classes)} classes.")
@@ -446,13 +643,8 @@ class PIDDistiller(NeuralNetClassifier):
             method.build(t_shapes, s_shapes, len(classes))
             method.to(self._placement())
             self.student_steps_ = 0
-            # skorch would print "Re-initializing optimizer" for what is, to the user,
-            # the first initialization of the distillation parts
-            verbose, self.verbose = self.verbose, 0
-            try:
-                self._initialize_optimizer()
-            finally:
-                self.verbose = verbose
+            # the optimizers now take the new parts (registered at initialize already)
+            self.initialize_optimizer()
         self.step_ = 0
 
     @torch.no_grad()
@@ -630,8 +822,9 @@ class PIDDistiller(NeuralNetClassifier):
         terms = {"ce": ce}
         method = self._method()
         needs_teacher = self.kd_weight > 0 or not isinstance(method, NoDistillation)
+        teacher_out = None
         if needs_teacher:
-            t_logits, t_feats = self.teacher_(X)
+            t_logits, t_feats = teacher_out = self.teacher_(X)
             # Under autocast (mixed precision) forward passes give half-precision
             # tensors; the loss terms are computed from float32 copies.
             t_logits, t_feats = _as_float32(t_logits), [_as_float32(f) for f in t_feats]
@@ -653,9 +846,89 @@ class PIDDistiller(NeuralNetClassifier):
                 loss = loss + self.pid_weight * terms["distill"]
             if "kd" in terms:
                 loss = loss + self.kd_weight * terms["kd"]
-        for name, value in terms.items():
-            self.history.record_batch(f"{prefix}_{name}", float(value.detach()))
+        values = {name: float(value.detach()) for name, value in terms.items()}
+        for name, value in values.items():
+            self.history.record_batch(f"{prefix}_{name}", value)
+        total = float(loss.detach())
+        if not (math.isfinite(total) and all(map(math.isfinite, values.values()))):
+            self._report_nonfinite(values, total, training, phase, X, y_pred, s_feats,
+                                   teacher_out)
         return loss
+
+    # ------------------------------------------------------------------ non-finite losses
+    def _report_nonfinite(self, values, total, training, phase, X, y_pred, s_feats,
+                          teacher_out) -> None:
+        """Raise (or warn about) a NaN or infinite loss: which epoch, batch and term,
+        and where it can tell, why."""
+        bad = [f"{name}={value}" for name, value in values.items()
+               if not math.isfinite(value)]
+        if bad:
+            what = f"loss term {', '.join(bad)}"
+            cause = self._nonfinite_cause(X, y_pred, s_feats, teacher_out)
+        else:
+            terms = ", ".join(f"{name}={value:.4g}" for name, value in values.items())
+            what = f"the weighted sum of the terms (the loss) is {total} ({terms})"
+            cause = ("The terms are finite: their weighted sum overflowed (look at "
+                     "ce_weight, pid_weight and kd_weight).")
+        epoch, where = self._batch_position(training)
+        two_phase = getattr(self._method(), "two_phase", False)
+        phase_text = f" ({phase} phase)" if two_phase and training else ""
+        message = f"Non-finite loss at {where}{phase_text}: {what}. {cause}"
+        if self.on_nonfinite == "raise":
+            raise FloatingPointError(
+                f"{message} Training stopped; on_nonfinite='warn' trains on regardless.")
+        # one warning per epoch: once parameters are NaN every batch would warn
+        if getattr(self, "nonfinite_warned_epoch_", None) != epoch:
+            self.nonfinite_warned_epoch_ = epoch
+            warnings.warn(f"{message} (Further non-finite batches of this epoch are not "
+                          "reported.)", RuntimeWarning, stacklevel=2)
+
+    def _batch_position(self, training):
+        """(epoch, "epoch e, training batch b") of the batch being computed."""
+        if not len(self.history):
+            return None, "a batch outside fit"
+        row = self.history[-1]
+        batches = row.get("batches", [])
+        # training batches come first in an epoch; the current one is not recorded yet
+        n_train = sum(1 for b in batches if "train_batch_size" in b)
+        if training:
+            return row.get("epoch"), f"epoch {row.get('epoch')}, training batch {n_train + 1}"
+        return row.get("epoch"), (f"epoch {row.get('epoch')}, validation batch "
+                                  f"{len(batches) - n_train}")
+
+    def _nonfinite_cause(self, X, y_pred, s_feats, teacher_out) -> str:
+        if isinstance(X, torch.Tensor) and not _all_finite(X):
+            return "The input batch X holds NaN or infinity."
+        t_names, s_names = self._layer_lists()
+        if teacher_out is not None:
+            t_logits, t_feats = teacher_out
+            teacher = f"The teacher ({type(self.teacher).__name__})"
+            for i, (name, feats) in enumerate(zip(t_names, t_feats)):
+                if name is not None and not _all_finite(feats):
+                    return (f"{teacher} outputs NaN or infinity at teacher_layers[{i}] "
+                            f"= {name!r}.")
+            if not _all_finite(t_logits):
+                return f"{teacher} outputs NaN or infinity in its logits (its output)."
+        student = f"The student ({type(self._student()).__name__})"
+        if not _all_finite(y_pred):
+            cause = f"{student} outputs NaN or infinity in its logits (its output)"
+        else:
+            cause = next((f"{student} outputs NaN or infinity at student_layers[{i}] = "
+                          f"{name!r}" for i, (name, feats) in enumerate(zip(s_names, s_feats))
+                          if name is not None and not _all_finite(feats)), None)
+        diverged = [part for part, module in (("student", self._student()),
+                                              ("distillation parts (method_)",
+                                               self._method()))
+                    if not all(_all_finite(p) for p in module.parameters())]
+        if diverged:
+            return ((cause + ": " if cause else "") + f"the parameters of the "
+                    f"{' and the '.join(diverged)} are no longer finite: training "
+                    "diverged (a smaller lr may help).")
+        if cause:
+            return cause + "."
+        return ("The inputs, the teacher's and the student's outputs and parameters are "
+                "finite: the term itself overflowed (look at temperature and the scale of "
+                "the representations).")
 
 
 def _unwrap(module):
@@ -680,6 +953,146 @@ def _check_seed(random_state) -> int:
         raise ValueError("random_state must be None, an int in [0, 2**63) or a numpy "
                          f"random generator; got {random_state!r}.")
     return int(random_state)
+
+
+def _all_finite(tensor) -> bool:
+    return not isinstance(tensor, torch.Tensor) or bool(torch.isfinite(tensor).all())
+
+
+def _method_class(method) -> type:
+    """The criterion class ``method`` names or is; a clear error for anything else."""
+    if isinstance(method, str):
+        if method not in METHODS:
+            close = difflib.get_close_matches(method, list(METHODS), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"method must be one of {sorted(METHODS)} or a "
+                             f"DistillationLoss instance; got {method!r}.{hint}")
+        return METHODS[method]
+    if isinstance(method, DistillationLoss):
+        return type(method)
+    raise TypeError("method must be a name or a DistillationLoss instance; got "
+                    f"{type(method).__name__}.")
+
+
+def _check_weight(value, name):
+    return check_real(value, name, low=0)
+
+
+def _check_lr(value, name):
+    return check_real(value, name, low=0)
+
+
+def _check_optimizer_class(value, name):
+    if value is None and name == "filter_optimizer":
+        return value
+    if not callable(value):
+        alternative = " or None" if name == "filter_optimizer" else ""
+        raise TypeError(f"{name} must be a torch optimizer class (e.g. torch.optim.Adam)"
+                        f"{alternative}; got {value!r} ({type(value).__name__}).")
+    return value
+
+
+def _check_random_state(value, name="random_state"):
+    """What ``_check_seed`` accepts, without drawing from a generator."""
+    if value is None or isinstance(value, (np.random.RandomState, np.random.Generator)):
+        return value
+    return _check_seed(value)
+
+
+# Each net-level setting and its check (the criteria check their own: see
+# DistillationLoss.param_checks). set_params and fit both run these.
+_SETTINGS = {
+    "pid_weight": _check_weight, "ce_weight": _check_weight, "kd_weight": _check_weight,
+    "temperature": check_temperature, "rounds": check_rounds,
+    "teacher_ratio": check_teacher_ratio, "variance_penalty": check_variance_penalty,
+    "teacher_cache": check_flag,
+    "on_nonfinite": lambda value, name: check_choice(value, name, ON_NONFINITE),
+    "random_state": _check_random_state, "lr": _check_lr,
+    "max_epochs": lambda value, name: check_int(value, name, low=0),
+    "optimizer": _check_optimizer_class, "filter_optimizer": _check_optimizer_class,
+}
+
+
+def _construct_optimizer(prefix, cls, args, kwargs):
+    try:
+        return cls(*args, **kwargs)
+    except (TypeError, ValueError) as exc:
+        # torch's messages ("Invalid momentum value: -1") do not say which parameter of
+        # the net set the value
+        given = ", ".join(f"{prefix}__{k}={v!r}" for k, v in kwargs.items())
+        raise type(exc)(f"{prefix}: {getattr(cls, '__name__', cls)} refused its "
+                        f"parameters ({given}): {exc}") from exc
+
+
+def _check_lr_for(lr, params, name) -> None:
+    """A learning rate that the parameters' precision can hold: optimizers scale updates
+    by it in that precision (1e300 overflows float32 inside torch's step)."""
+    _check_lr(lr, name)
+    for dtype in {p.dtype for p in params if p.is_floating_point()}:
+        limit = torch.finfo(dtype).max
+        if lr > limit:
+            raise ValueError(f"{name} must be a finite number >= 0 that {dtype} parameters "
+                             f"can hold (at most {limit:.4g}); got {lr!r}.")
+
+
+def _check_optimizer_param(key: str, value) -> None:
+    """Learning rates given as ``<optimizer>__lr``, ``<optimizer>__param_groups`` or
+    ``<optimizer>__param_groups__<i>__lr``: finite and >= 0 (torch takes NaN)."""
+    name, _, rest = key.partition("__")
+    if name not in _OPTIMIZERS or not rest:
+        return
+    if rest == "lr" or (rest.startswith("param_groups__") and rest.endswith("__lr")):
+        _check_lr(value, key)
+    elif rest == "param_groups":
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(entry, (list, tuple)) and len(entry) == 2
+                and isinstance(entry[1], dict) for entry in value):
+            raise TypeError(f"{key} must be a list of (pattern, options dict) pairs; got "
+                            f"{value!r}.")
+        for pattern, options in value:
+            if "lr" in options:
+                _check_lr(options["lr"], f"{key} (lr of {pattern!r})")
+
+
+def _active_seeded() -> dict:
+    """The generators of the seeded calls running in this thread, by id(net)."""
+    if not hasattr(_SEEDED, "nets"):
+        _SEEDED.nets = {}
+    return _SEEDED.nets
+
+
+def _is_dataloader(iterator) -> bool:
+    return isinstance(iterator, type) and issubclass(iterator, DataLoader)
+
+
+def _check_labels(y) -> None:
+    y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        raise ValueError("y contains NaN; every sample needs a class label.")
+    if y.dtype.kind == "O":
+        if any(v is None or (isinstance(v, float) and v != v) for v in y.ravel()):
+            raise ValueError("y contains None or NaN; every sample needs a class label.")
+        kinds = sorted({type(v).__name__ for v in y.ravel()})
+        try:
+            np.unique(y)
+        except TypeError as exc:
+            raise TypeError(f"y: labels must be of one sortable kind (all numbers or all "
+                            f"strings); got a mix of {', '.join(kinds)}.") from exc
+
+
+def _dtype_mismatch(xb, student, teacher) -> str | None:
+    """The message for a batch the networks failed on because of its dtype, if so."""
+    if not isinstance(xb, torch.Tensor):
+        return None
+    dtypes = {p.dtype for module in (student, teacher.module) if module is not None
+              for p in module.parameters() if p.is_floating_point()}
+    if not dtypes or xb.dtype in dtypes:
+        return None
+    wanted = ", ".join(sorted(str(d).replace("torch.", "") for d in dtypes))
+    got = str(xb.dtype).replace("torch.", "")
+    return (f"X: the networks failed on a batch of dtype {got} "
+            f"while their parameters are {wanted}; convert X first, e.g. "
+            f"X.astype(np.{wanted.split(',')[0]})")
 
 
 def _check_finite(X) -> None:

@@ -7,6 +7,8 @@ and returns a dict of named loss terms; :class:`~skpid.PIDDistiller` weights and
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Sequence
 
@@ -14,11 +16,40 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_choice, check_flag, check_int, check_real
+
 # Learned variances: sigma^2 = softplus(a) + _VAR_FLOOR, a initialised to _VAR_INIT
 # (so sigma^2 starts near 5): the distance term starts small and grows as the variance
 # is learned down; the floor keeps 1/sigma^2 bounded.
 _VAR_FLOOR = 1e-3
 _VAR_INIT = 5.0
+
+VARIANCE_PENALTIES = ("log", "square")
+
+
+# ----------------------------------------------------------------------------------------
+# checks of the settings (one per setting; the net uses the same ones)
+def check_temperature(value, name: str = "temperature") -> float:
+    """KD temperature: finite and > 0 (0 divides by zero, inf flattens every softmax)."""
+    return check_real(value, name, low=0, low_open=True, expected="> 0 and finite")
+
+
+def check_rounds(value, name: str = "rounds") -> int:
+    return check_int(value, name, low=1)
+
+
+def check_teacher_ratio(value, name: str = "teacher_ratio") -> float:
+    # 0 would never train the filters, 1 never the student
+    return check_real(value, name, low=0, high=1, low_open=True, high_open=True,
+                      expected="in the open interval (0, 1)")
+
+
+def check_variance_penalty(value, name: str = "variance_penalty") -> str:
+    return check_choice(value, name, VARIANCE_PENALTIES)
+
+
+def check_filter_holdout(value, name: str = "filter_holdout") -> float:
+    return check_real(value, name, low=0, high=1)
 
 
 # ----------------------------------------------------------------------------------------
@@ -36,6 +67,7 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     >>> float(kd_loss(z, z))
     0.0
     """
+    check_temperature(temperature)
     log_p_s = F.log_softmax(student_logits / temperature, dim=1)
     log_p_t = F.log_softmax(teacher_logits / temperature, dim=1)
     kl = F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean")
@@ -99,7 +131,7 @@ def variance_penalty(variance: torch.Tensor, kind: str = "log") -> torch.Tensor:
     >>> float(variance_penalty(torch.ones(3))), float(variance_penalty(torch.full((2,), 2.0), "square"))
     (0.0, 4.0)
     """
-    if kind == "log":
+    if check_variance_penalty(kind, "kind") == "log":
         return torch.mean(torch.log(variance))
     return torch.mean(variance ** 2)
 
@@ -178,7 +210,15 @@ class DistillationLoss(nn.Module):
     **kwargs)`` receives the representations of each layer pair as lists (the teacher's
     computed without grad) and returns ``{"distill": tensor, ...}`` in the student phase;
     two-phase criteria (``two_phase = True``) return ``{"filter_ce": ..., "distance":
-    ...}`` in the teacher phase. Every returned term is recorded in the net's history.
+    ...}`` in the teacher phase. Every returned term is recorded in the net's history;
+    ``student_terms`` and ``teacher_terms`` name them, so that the net's printed table
+    has their columns from the first epoch.
+
+    Settings are checked by :meth:`check_params` against ``param_checks`` (a dict from
+    constructor parameter to a function ``check(value, name)`` that raises a clear
+    error): the constructors of the built-in criteria call it, and
+    :class:`~skpid.PIDDistiller` calls it on ``method__*`` parameters before building
+    the criterion, so that an error names ``method__rounds`` rather than ``rounds``.
 
     Examples
     --------
@@ -196,6 +236,39 @@ class DistillationLoss(nn.Module):
 
     uses_features = True
     two_phase = False
+    # names of the terms forward returns in each phase (declared for the net's table)
+    student_terms = ("distill",)
+    teacher_terms = ()
+    param_checks: dict = {}
+
+    @classmethod
+    def check_params(cls, params: dict, prefix: str = "") -> None:
+        """Check constructor parameters ``params`` (names without ``prefix``).
+
+        Raises
+        ------
+        TypeError
+            For a name the constructor does not take (unless it takes ``**kwargs``), or
+            a value of the wrong type.
+        ValueError
+            For a value out of range. Messages name the parameter as ``prefix + name``.
+
+        Examples
+        --------
+        >>> RIDLoss.check_params({"rounds": 0}, prefix="method__")
+        Traceback (most recent call last):
+        ...
+        ValueError: method__rounds must be an integer >= 1; got 0.
+        """
+        accepted = _constructor_params(cls)
+        for key, value in params.items():
+            if accepted is not None and key not in accepted:
+                raise TypeError(
+                    f"{prefix}{key}: {cls.__name__} has no parameter {key!r}; its "
+                    f"parameters are {', '.join(sorted(accepted)) or '(none)'}.")
+            check = cls.param_checks.get(key)
+            if check is not None:
+                check(value, prefix + key)
 
     def build(self, teacher_shapes: Sequence, student_shapes: Sequence, n_classes: int,
               names: Sequence = ()) -> None:
@@ -243,9 +316,11 @@ class KDLoss(DistillationLoss):
     """
 
     uses_features = False
+    param_checks = {"temperature": check_temperature}
 
     def __init__(self, temperature: float = 4.0):
         super().__init__()
+        self.check_params({"temperature": temperature})
         self.temperature = temperature
 
     def forward(self, student_logits, teacher_logits, student_feats, teacher_feats, y,
@@ -257,6 +332,7 @@ class _RegressorLoss(DistillationLoss):
     """Shared parts of FitNets and VID: one regressor student → teacher per layer pair."""
 
     def build(self, teacher_shapes, student_shapes, n_classes, names=()):
+        """One regressor (student features → teacher channels) per layer pair."""
         super().build(teacher_shapes, student_shapes, n_classes)
         self.regressors = nn.ModuleList(
             make_filter(s, t[1]) for t, s in zip(teacher_shapes, student_shapes))
@@ -278,6 +354,7 @@ class VIDLoss(_RegressorLoss):
     per-channel variance (summed over layer pairs)."""
 
     def build(self, teacher_shapes, student_shapes, n_classes, names=()):
+        """The regressors, and one learned per-channel variance per layer pair."""
         super().build(teacher_shapes, student_shapes, n_classes)
         self.raw_variances = nn.ParameterList(
             nn.Parameter(torch.full((t[1],), _VAR_INIT)) for t in teacher_shapes)
@@ -324,11 +401,19 @@ class RIDLoss(DistillationLoss):
     """
 
     two_phase = True
+    student_terms = ("distill", "distance")
+    teacher_terms = ("filter_ce", "distance")
+    param_checks = {"rounds": check_rounds, "teacher_ratio": check_teacher_ratio,
+                    "variance_penalty": check_variance_penalty, "pool_heads": check_flag,
+                    "filter_holdout": check_filter_holdout}
 
     def __init__(self, rounds: int = 4, teacher_ratio: float = 0.25,
                  variance_penalty: str = "log", pool_heads: bool = True,
                  filter_holdout: float = 0.0):
         super().__init__()
+        RIDLoss.check_params(dict(rounds=rounds, teacher_ratio=teacher_ratio,
+                                  variance_penalty=variance_penalty,
+                                  pool_heads=pool_heads, filter_holdout=filter_holdout))
         self.rounds = rounds
         self.teacher_ratio = teacher_ratio
         self.variance_penalty = variance_penalty
@@ -336,6 +421,8 @@ class RIDLoss(DistillationLoss):
         self.filter_holdout = filter_holdout
 
     def build(self, teacher_shapes, student_shapes, n_classes, names=()):
+        """Teacher filters with their heads, student filters and per-channel variances,
+        one of each per layer pair."""
         super().build(teacher_shapes, student_shapes, n_classes)
         self.teacher_filters = nn.ModuleList(make_filter(t, t[1]) for t in teacher_shapes)
         self.heads = nn.ModuleList(make_head(t, n_classes, self.pool_heads)
@@ -400,6 +487,18 @@ class TEDLoss(RIDLoss):
                          filter_holdout=filter_holdout)
 
 
+@functools.lru_cache(maxsize=None)
+def _constructor_params(cls):
+    """Names a criterion's constructor takes; None where it also takes ``**kwargs``."""
+    if cls.__init__ is nn.Module.__init__:  # no constructor of its own: no parameters
+        return frozenset()
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return frozenset(name for name, p in params.items()
+                     if name != "self" and p.kind is not p.VAR_POSITIONAL)
+
+
 class _eval:
     """Context: put a module in eval mode (if ``active``), restore its mode on exit."""
 
@@ -440,6 +539,8 @@ def rid_phase(step: int, total_steps: int, rounds: int, teacher_ratio: float):
     >>> [rid_phase(i, 8, rounds=2, teacher_ratio=0.25)[0][0] for i in range(8)]
     ['t', 's', 's', 's', 't', 's', 's', 's']
     """
+    check_rounds(rounds)
+    check_teacher_ratio(teacher_ratio)
     u = step * rounds / max(total_steps, 1)
     r = int(math.floor(u))
     return ("teacher" if u - r < teacher_ratio else "student"), r

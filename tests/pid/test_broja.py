@@ -251,11 +251,10 @@ def test_large_alphabets_are_solved_matrix_free(monkeypatch):
     assert abs(_broja.solve_broja(p).objective - sol.objective) <= 2e-8
 
 
-def test_problems_beyond_memory_are_refused_clearly(monkeypatch):
-    monkeypatch.setattr(_broja, "_MEMORY_LIMIT", 1e3)
+def test_problems_beyond_memory_are_refused_clearly():
     p = np.random.default_rng(4).dirichlet(np.ones(5 * 5 * 3)).reshape(5, 5, 3)
     with pytest.raises(MemoryError, match="fewer clusters"):
-        pid_from_pmf(p)
+        pid_from_pmf(p, max_memory=1e3)
 
 
 def test_no_lower_bound_is_claimed_from_an_underflowed_dual_point():

@@ -96,3 +96,24 @@ def test_base_scales_everything():
 def test_bad_covariance(cov, dims, match):
     with pytest.raises(ValueError, match=match):
         gaussian_pid(cov, *dims)
+
+
+# -- the noise floor of plug-in estimates (class 9 of issue 13) ------------------------------
+@pytest.mark.parametrize("dim_a, dim_b, n", [(1, 1, 30), (4, 2, 20), (10, 9, 40)])
+def test_noise_floor_is_the_mean_plug_in_estimate_of_independent_data(dim_a, dim_b, n):
+    from skpid._pid._gaussian import gaussian_noise_floor
+    rng = np.random.default_rng(0)
+    a, b = np.arange(dim_a), np.arange(dim_a, dim_a + dim_b)
+    estimates = [gaussian_mi(np.cov(rng.normal(size=(n, dim_a + dim_b)), rowvar=False), a, b)
+                 for _ in range(400)]
+    spread = np.std(estimates) / np.sqrt(len(estimates))
+    assert gaussian_noise_floor(dim_a, dim_b, n) == pytest.approx(np.mean(estimates),
+                                                                  abs=4 * spread)
+
+
+def test_noise_floor_bad_arguments():
+    from skpid._pid._gaussian import gaussian_noise_floor
+    with pytest.raises(ValueError, match=r"n_samples must exceed dim_a \+ dim_b = 11"):
+        gaussian_noise_floor(10, 1, 11)
+    with pytest.raises(ValueError, match="dim_a and dim_b must be >= 1"):
+        gaussian_noise_floor(0, 1, 11)
