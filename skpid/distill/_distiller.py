@@ -85,8 +85,12 @@ class PIDDistiller(NeuralNetClassifier):
         The distillation term. A criterion instance is used with its own settings
         (``temperature``, ``rounds``, … below configure only methods given by name);
         ``method__*`` parameters are passed to its constructor.
-    pid_weight : float, default=1.0
-        α1, the weight of the distillation term (≥ 0).
+    pid_weight : float or "auto", default="auto"
+        α1, the weight of the distillation term (≥ 0). ``"auto"``: the method's
+        recommended weight (``recommended_weight`` of its criterion), at present 1 for
+        every method: VID's paper uses 100, which gains more from a good teacher but
+        loses 5–15 points under a nuisance one; RID's paper uses 10, which with this
+        implementation pulled a small digits student far below no distillation.
     ce_weight : float, default=1.0
         α0, the weight of the student's cross-entropy (≥ 0).
     kd_weight : float, default=0.0
@@ -149,10 +153,21 @@ class PIDDistiller(NeuralNetClassifier):
         The student's classification loss, applied to its logits.
     predict_nonlinearity : callable, default=softmax_rows
         Maps logits to probabilities in ``predict_proba``.
+    optimizer : torch optimizer class, default=torch.optim.Adam
+        The student side's optimizer (skorch's default is SGD).
+    lr : float, default=1e-2
+        Learning rate of Adam. scikit-learn's ``MLPClassifier`` uses 1e-3 over up to
+        200 epochs; in 50 epochs 1e-2 trains the bundled students better (a
+        ``SmallCNN(width=4)`` on digits: 0.97 test accuracy against 0.90 with 1e-3).
+    max_epochs : int, default=50
+        Training epochs (skorch's default is 10).
+    batch_size : int, default=64
+        Rows per batch (skorch's default is 128).
     **kwargs
         Everything else skorch's :class:`~skorch.NeuralNetClassifier` accepts
-        (``lr``, ``max_epochs``, ``batch_size``, ``optimizer``, ``callbacks``,
-        ``device``, ``train_split``, ``warm_start``, …).
+        (``callbacks``, ``device``, ``train_split``, ``warm_start``,
+        ``iterator_train__*``, …). Training batches are shuffled by default
+        (``iterator_train__shuffle=True``; skorch does not shuffle).
 
     Attributes
     ----------
@@ -168,6 +183,27 @@ class PIDDistiller(NeuralNetClassifier):
 
     Notes
     -----
+    Defaults that differ from skorch's, so that a scikit-learn user who changes
+    nothing gets a student that trains well (measured on the bundled ``MLP`` and
+    ``SmallCNN`` students):
+
+    ====================================  ===============  ==================
+    setting                               skpid            skorch
+    ====================================  ===============  ==================
+    ``optimizer``                         Adam             SGD
+    ``lr``                                1e-2 (Adam)      0.01 (SGD)
+    ``max_epochs``                        50               10
+    ``batch_size``                        64               128
+    ``iterator_train__shuffle``           True             False
+    ``pid_weight``                        ``"auto"``       (skpid only)
+    ====================================  ===============  ==================
+
+    ``X`` may be any real-valued array: numpy of any real dtype (float64 as scikit-learn
+    transformers return, float16, integers), a pandas DataFrame or a torch tensor; it is
+    cast to the student's parameter dtype. A training epoch whose last batch would hold
+    one row drops that batch (BatchNorm cannot normalise a single row in training
+    mode); shuffled, a different row sits out each epoch.
+
     Decisions on the research code's quirks: the variance penalty is the Gaussian NLL by
     default (``"square"`` is available); no hidden learning-rate schedule (use skorch's
     ``LRScheduler``); phases switch by training progress, not whole epochs; everything is
@@ -219,12 +255,13 @@ class PIDDistiller(NeuralNetClassifier):
     [True, True, True]
     """
 
-    def __init__(self, module, teacher=None, *, method="rid", pid_weight=1.0,
+    def __init__(self, module, teacher=None, *, method="rid", pid_weight="auto",
                  ce_weight=1.0, kd_weight=0.0, teacher_layers=None, student_layers=None,
                  temperature=4.0, rounds=4, teacher_ratio=0.25, variance_penalty="log",
                  teacher_cache=False, filter_optimizer=None, random_state=None,
                  on_nonfinite="raise", criterion=torch.nn.CrossEntropyLoss,
-                 predict_nonlinearity=softmax_rows, **kwargs):
+                 predict_nonlinearity=softmax_rows, optimizer=torch.optim.Adam, lr=1e-2,
+                 max_epochs=50, batch_size=64, **kwargs):
         # Set before skorch's __init__: afterwards skorch refuses to assign a torch module
         # outside an initialize method.
         self.teacher = teacher
@@ -242,8 +279,15 @@ class PIDDistiller(NeuralNetClassifier):
         self.filter_optimizer = filter_optimizer
         self.random_state = random_state
         self.on_nonfinite = on_nonfinite
+        # Shuffled training batches, as scikit-learn's MLPClassifier (skorch does not
+        # shuffle by default): rows grouped by class would otherwise train badly, silently.
+        kwargs.setdefault("iterator_train__shuffle", True)
+        # Training defaults that train the bundled students well (Adam, as scikit-learn's
+        # MLPClassifier) rather than skorch's (SGD, lr 0.01, 10 epochs, batches of 128),
+        # with which they barely train.
         super().__init__(module, criterion=criterion,
-                         predict_nonlinearity=predict_nonlinearity, **kwargs)
+                         predict_nonlinearity=predict_nonlinearity, optimizer=optimizer,
+                         lr=lr, max_epochs=max_epochs, batch_size=batch_size, **kwargs)
 
     # "method" is a component with its own ``method__*`` parameters, routed by skorch.
     # "teacher" is not a prefix: teacher_layers, teacher_ratio, ... are plain parameters
@@ -414,11 +458,33 @@ class PIDDistiller(NeuralNetClassifier):
         call's own generator (unless ``iterator_*__generator`` is set), so that the
         batch order neither draws from nor depends on torch's global generator."""
         params = super().get_params_for(prefix)
+        if prefix == "iterator_train" and "drop_last" not in params:
+            n_rows = getattr(_ITERATING, "n_rows", None)
+            if n_rows is not None and _single_row_tail(
+                    n_rows, params.get("batch_size", self.batch_size)):
+                params["drop_last"] = True
         generators = _active_seeded().get(id(self))
         if (generators is not None and prefix in generators and "generator" not in params
                 and _is_dataloader(getattr(self, prefix, None))):
             params["generator"] = generators[prefix]
         return params
+
+    def effective_pid_weight(self) -> float:
+        """``pid_weight``, with ``"auto"`` resolved to the method's recommended weight."""
+        if isinstance(self.pid_weight, str):
+            return float(self._method().recommended_weight)
+        return float(self.pid_weight)
+
+    def get_iterator(self, dataset, training=False):
+        """skorch's ``get_iterator``; a training epoch whose last batch would hold a
+        single row drops that batch (one row, a different one each epoch when shuffled):
+        BatchNorm cannot normalise one row in training mode. Set
+        ``iterator_train__drop_last`` yourself to decide otherwise."""
+        _ITERATING.n_rows = len(dataset) if training else None
+        try:
+            return super().get_iterator(dataset, training=training)
+        finally:
+            _ITERATING.n_rows = None
 
     # ------------------------------------------------------------------ validation
     def _check_settings(self) -> None:
@@ -583,10 +649,27 @@ class PIDDistiller(NeuralNetClassifier):
         super().check_data(X, y)
 
     def get_dataset(self, X, y=None):
-        """skorch's dataset, with ``y`` encoded as indices into ``classes_``."""
+        """skorch's dataset, with ``y`` encoded as indices into ``classes_`` and a
+        real-valued ``X`` (numpy of any real dtype, pandas, torch tensors) cast to the
+        student's parameter dtype, as scikit-learn estimators accept any real input."""
         if y is not None and not isinstance(y, torch.utils.data.Dataset):
             y = self._encode(y)
-        return super().get_dataset(X, y)
+        return super().get_dataset(self._cast_input(X), y)
+
+    def _cast_input(self, X):
+        if hasattr(X, "to_numpy") and hasattr(X, "columns"):  # a pandas DataFrame
+            X = X.to_numpy()
+        module = getattr(self, "module_", None)
+        params = next(module.parameters(), None) if module is not None else None
+        dtype = params.dtype if params is not None else torch.float32
+        if isinstance(X, torch.Tensor):
+            convertible = X.is_floating_point() or (X.dtype != torch.bool
+                                                     and not X.is_complex())
+            return X.to(dtype) if convertible and X.dtype != dtype else X
+        if isinstance(X, np.ndarray) and X.dtype.kind in "fiu":
+            np_dtype = torch.empty((), dtype=dtype).numpy().dtype
+            return X if X.dtype == np_dtype else X.astype(np_dtype)
+        return X
 
     def _encode(self, y):
         y = np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y)
@@ -666,9 +749,10 @@ class PIDDistiller(NeuralNetClassifier):
         it_params = self.get_params_for("iterator_train")
         batch_size = it_params.get("batch_size", self.batch_size)
         n = len(dataset_train)
+        drop_last = it_params.get("drop_last", _single_row_tail(n, batch_size))
         if not batch_size or batch_size < 0:
             per_epoch = 1
-        elif it_params.get("drop_last", False):
+        elif drop_last:
             per_epoch = max(n // batch_size, 1)
         else:
             per_epoch = math.ceil(n / batch_size)
@@ -843,7 +927,7 @@ class PIDDistiller(NeuralNetClassifier):
         else:
             loss = self.ce_weight * ce
             if "distill" in terms:
-                loss = loss + self.pid_weight * terms["distill"]
+                loss = loss + self.effective_pid_weight() * terms["distill"]
             if "kd" in terms:
                 loss = loss + self.kd_weight * terms["kd"]
         values = {name: float(value.detach()) for name, value in terms.items()}
@@ -978,6 +1062,14 @@ def _check_weight(value, name):
     return check_real(value, name, low=0)
 
 
+def _check_pid_weight(value, name):
+    if isinstance(value, str) and value == "auto":
+        return value
+    if isinstance(value, str):
+        raise ValueError(f'{name} must be "auto" or a finite number >= 0; got {value!r}.')
+    return check_real(value, name, low=0)
+
+
 def _check_lr(value, name):
     return check_real(value, name, low=0)
 
@@ -1002,7 +1094,7 @@ def _check_random_state(value, name="random_state"):
 # Each net-level setting and its check (the criteria check their own: see
 # DistillationLoss.param_checks). set_params and fit both run these.
 _SETTINGS = {
-    "pid_weight": _check_weight, "ce_weight": _check_weight, "kd_weight": _check_weight,
+    "pid_weight": _check_pid_weight, "ce_weight": _check_weight, "kd_weight": _check_weight,
     "temperature": check_temperature, "rounds": check_rounds,
     "teacher_ratio": check_teacher_ratio, "variance_penalty": check_variance_penalty,
     "teacher_cache": check_flag,
@@ -1059,6 +1151,17 @@ def _active_seeded() -> dict:
     if not hasattr(_SEEDED, "nets"):
         _SEEDED.nets = {}
     return _SEEDED.nets
+
+
+# Rows of the dataset get_iterator is building a training iterator for (per thread: grid
+# searches may fit nets in threads), read by get_params_for("iterator_train").
+_ITERATING = threading.local()
+
+
+def _single_row_tail(n_rows: int, batch_size) -> bool:
+    """Whether batches of ``batch_size`` over ``n_rows`` rows end in a batch of one."""
+    return (isinstance(batch_size, numbers.Integral) and 1 < batch_size < n_rows
+            and n_rows % batch_size == 1)
 
 
 def _is_dataloader(iterator) -> bool:

@@ -236,6 +236,8 @@ class DistillationLoss(nn.Module):
 
     uses_features = True
     two_phase = False
+    #: The weight ``pid_weight="auto"`` gives this method's term.
+    recommended_weight = 1.0
     # names of the terms forward returns in each phase (declared for the net's table)
     student_terms = ("distill",)
     teacher_terms = ()
@@ -401,6 +403,9 @@ class RIDLoss(DistillationLoss):
     """
 
     two_phase = True
+    # The paper uses alpha_1 = 10; with this implementation that pulls a SmallCNN(4)
+    # student on digits far below no distillation (test accuracy 0.64 against 0.95 at
+    # lr 1e-2, 20 epochs), while 1 stays level with it: 1 until RID is reworked.
     student_terms = ("distill", "distance")
     teacher_terms = ("filter_ce", "distance")
     param_checks = {"rounds": check_rounds, "teacher_ratio": check_teacher_ratio,
