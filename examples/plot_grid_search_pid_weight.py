@@ -37,7 +37,7 @@ teacher = NeuralNetClassifier(MLP, module__hidden=64, criterion=torch.nn.CrossEn
 weights = [1.0, 10.0] if QUICK else [1.0, 10.0, 100.0]
 pipe = make_pipeline(StandardScaler(), PIDDistiller(
     MLP, teacher, module__hidden=6, teacher_layers=["body"], student_layers=["body"],
-    max_epochs=6 if QUICK else 10, rounds=2, **common))
+    max_epochs=6 if QUICK else 10, train_split=None, verbose=0, random_state=0))
 # "none" ignores the weight: one candidate is enough.
 grid = GridSearchCV(pipe, [{"piddistiller__method": ["none"]},
                            {"piddistiller__method": ["vid", "rid"],

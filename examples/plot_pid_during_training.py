@@ -14,7 +14,7 @@ knowledge (Red) and knowledge left to distill (UniT) as the student learns; and 
 student's own unique information (UniS).  Random convolutions of digit images are not a
 nuisance: the untrained teacher's features still hold much task information, only less
 than the trained teacher's.  (For a teacher that sees only noise, I(Y;T), Red and UniT
-are 0: see ``benchmarks/bench_nuisance_teacher.py``.)
+are 0: see ``benchmarks/bench_distill_quality.py``.)
 """
 # %%
 import os
@@ -48,11 +48,11 @@ untrained = SmallCNN(width=16).eval()  # same architecture, random weights
 nets = {}
 for name, teacher in (("trained teacher", trained), ("untrained teacher", untrained)):
     torch.manual_seed(0)
-    net = PIDDistiller(SmallCNN, teacher, method="rid", pid_weight=10.0, rounds=3,
-                       module__width=4, teacher_layers=["features"],
+    net = PIDDistiller(SmallCNN, teacher, method="rid", module__width=4, verbose=0,
+                       random_state=0, teacher_layers=["features"],
                        student_layers=["features"], max_epochs=EPOCHS,
                        train_split=ValidSplit(5, stratified=True),
-                       callbacks=[PIDMonitor(every=1 if QUICK else 2)], **common)
+                       callbacks=[PIDMonitor(every=1 if QUICK else 2)])
     nets[name] = net.fit(X, y)
     print(name)
     for row in net.history:

@@ -12,11 +12,12 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="print the PID of canonical gates and of a "
                                             "sampled teacher/student pair, then distill "
-                                            "a digits CNN with none/KD/VID/RID")
+                                            "a tabular MLP with none/KD/VID/RID from a "
+                                            "trained and a nuisance teacher")
     demo.add_argument("--seed", type=seed_type, default=0,
                       help=f"random seed of the sample, in [0, {MAX_SEED}]")
     demo.add_argument("--no-distill", action="store_true",
-                      help="skip the knowledge-distillation part (digits, about 30 s)")
+                      help="skip the knowledge-distillation part (about 30 s)")
     add_score_command(commands)
     args = parser.parse_args(argv)
     if args.command == "score":

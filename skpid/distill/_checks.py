@@ -84,7 +84,8 @@ def check_choice(value, name: str, choices) -> str:
     'log'
     """
     if not isinstance(value, str) or value not in choices:
-        expected = " or ".join(repr(c) for c in choices)
+        names = [repr(c) for c in choices]
+        expected = (", ".join(names[:-1]) + " or " + names[-1]) if len(names) > 1 else names[0]
         raise ValueError(f"{name} must be {expected}; got {_describe(value)}.")
     return value
 

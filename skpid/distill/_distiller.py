@@ -9,6 +9,7 @@ import numbers
 import threading
 import warnings
 import zlib
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from ._teacher import FrozenTeacher
 # Loss terms recorded per batch and averaged per epoch in ``history`` (with a
 # "train_"/"valid_" prefix): student cross-entropy, the distillation term the student
 # minimises, RID's filter-head cross-entropy and filter distance, the logit-KD add-on.
-_TERMS = ("ce", "distill", "filter_ce", "distance", "kd")
+_TERMS = ("ce", "distill", "filter_ce", "distance", "kd", "gate")
 
 # The optimizers the net builds: the student side and RID's teacher filters and heads.
 _OPTIMIZERS = ("optimizer", "filter_optimizer")
@@ -87,10 +88,10 @@ class PIDDistiller(NeuralNetClassifier):
         ``method__*`` parameters are passed to its constructor.
     pid_weight : float or "auto", default="auto"
         α1, the weight of the distillation term (≥ 0). ``"auto"``: the method's
-        recommended weight (``recommended_weight`` of its criterion), at present 1 for
-        every method: VID's paper uses 100, which gains more from a good teacher but
-        loses 5–15 points under a nuisance one; RID's paper uses 10, which with this
-        implementation pulled a small digits student far below no distillation.
+        recommended weight (``recommended_weight`` of its criterion): 10 for ``"rid"``
+        and ``"ted"`` (the paper's α1), 1 for ``"kd"``, ``"fitnet"`` and ``"vid"``. VID's
+        paper uses 100, which gains more from a good teacher but loses 5–15 points under
+        a nuisance one (``benchmarks/bench_distill_quality.py``).
     ce_weight : float, default=1.0
         α0, the weight of the student's cross-entropy (≥ 0).
     kd_weight : float, default=0.0
@@ -102,14 +103,16 @@ class PIDDistiller(NeuralNetClassifier):
         logits. Both lists must have the same length.
     temperature : float, default=4.0
         KD temperature (``method="kd"`` and ``kd_weight``).
-    rounds : int, default=4
+    rounds : int, default=10
         RID's R: teacher/student alternations over ``max_epochs`` (``"ted"`` uses 1).
     teacher_ratio : float, default=0.25
         RID's ρ in (0, 1): share of each round spent training the teacher filters. The
         schedule counts optimizer steps, so ρ·max_epochs/R need not be an integer.
-    variance_penalty : {"log", "square"}, default="log"
-        RID's penalty on learned variances: ``"log"`` (Gaussian NLL, principled) or
-        ``"square"`` (σ⁴, the research code).
+    variance_penalty : {"fixed", "log", "square"}, default="fixed"
+        RID's variances σ²: ``"fixed"`` (not learned: σ² = ``method__variance_init``, 1
+        by default, on standardised targets), or learned with the penalty ``"log"``
+        (Gaussian NLL) or ``"square"`` (σ⁴, the research code). See
+        :class:`~skpid.distill.RIDLoss`.
     teacher_cache : bool, default=False
         Cache teacher outputs per distinct input row (for a fixed training set without
         random augmentation). Worth it only for teachers slower than hashing and stacking
@@ -196,6 +199,7 @@ class PIDDistiller(NeuralNetClassifier):
     ``batch_size``                        64               128
     ``iterator_train__shuffle``           True             False
     ``pid_weight``                        ``"auto"``       (skpid only)
+    ``rounds`` (RID)                      10               (skpid only)
     ====================================  ===============  ==================
 
     ``X`` may be any real-valued array: numpy of any real dtype (float64 as scikit-learn
@@ -204,18 +208,24 @@ class PIDDistiller(NeuralNetClassifier):
     one row drops that batch (BatchNorm cannot normalise a single row in training
     mode); shuffled, a different row sits out each epoch.
 
-    Decisions on the research code's quirks: the variance penalty is the Gaussian NLL by
-    default (``"square"`` is available); no hidden learning-rate schedule (use skorch's
-    ``LRScheduler``); phases switch by training progress, not whole epochs; everything is
-    seeded by the user (``torch.manual_seed``) and validation uses skorch's
-    ``train_split``, never test data; heads pool feature maps by default
-    (``method__pool_heads=False`` restores the flattening heads). RID's heads can be fit
-    on a held-out share of the training samples with ``method__filter_holdout``.
+    ``method="rid"`` is the paper's RID (α1 = 10, R = 10, ρ = 0.25) with four changes,
+    each measured in ``benchmarks/bench_distill_quality.py`` (user guide, "Distillation
+    methods"): an information gate that scales the distillation term by the share of
+    the label entropy the filtered teacher explains on training rows its head never fit
+    (0 for a nuisance teacher); teacher-filtered targets standardised per channel;
+    fixed unit variances instead of learned ones; and student cross-entropy steps during
+    the teacher phases. The research code's variant is ``variance_penalty="square",
+    method__variance_init=5.0, method__normalize=False, method__info_gate=False,
+    method__pool_heads=False, method__concurrent=False``. Other decisions on the
+    research code's quirks: no hidden learning-rate schedule (use skorch's
+    ``LRScheduler``); phases switch by training progress, not whole epochs; everything
+    is seeded by the user (``random_state``) and validation uses skorch's
+    ``train_split``, never test data.
 
     The teacher receives the same input as the student (in a Pipeline: the transformed
-    features), so fit a scikit-learn teacher on that representation. Learned variances
-    (VID, RID) start at softplus(5) ≈ 5; with teacher features of small scale the
-    distance terms matter only once they have been learned down (hundreds of steps).
+    features), so fit a scikit-learn teacher on that representation. VID's learned
+    variances start at softplus(5) ≈ 5; with teacher features of small scale its
+    distance term matters only once they have been learned down (hundreds of steps).
     Distillation parts are built on the first batch of ``fit``: ``save_params`` /
     ``load_params`` of ``f_params`` work on any initialized net, ``f_method`` (the
     distillation parts) only on one that has been fit with the same layer shapes. y is
@@ -224,7 +234,8 @@ class PIDDistiller(NeuralNetClassifier):
     with labels and is right only for labels ``0 … n-1``.
 
     History columns per epoch: ``train_ce``, ``train_distill``, ``train_filter_ce``,
-    ``train_distance``, ``train_kd`` (where used), the same with ``valid_``, and
+    ``train_distance``, ``train_gate`` (RID's information gate, mean over layer pairs),
+    ``train_kd`` (where used), the same with ``valid_``, and
     ``teacher_phase`` (share of the epoch's steps in RID's teacher phase); per batch:
     the same terms and ``phase``. ``train_loss`` is the loss of the stepped phase. The
     printed table has a column for each of them (and for :class:`PIDMonitor`'s values)
@@ -257,7 +268,7 @@ class PIDDistiller(NeuralNetClassifier):
 
     def __init__(self, module, teacher=None, *, method="rid", pid_weight="auto",
                  ce_weight=1.0, kd_weight=0.0, teacher_layers=None, student_layers=None,
-                 temperature=4.0, rounds=4, teacher_ratio=0.25, variance_penalty="log",
+                 temperature=4.0, rounds=10, teacher_ratio=0.25, variance_penalty="fixed",
                  teacher_cache=False, filter_optimizer=None, random_state=None,
                  on_nonfinite="raise", criterion=torch.nn.CrossEntropyLoss,
                  predict_nonlinearity=softmax_rows, optimizer=torch.optim.Adam, lr=1e-2,
@@ -821,6 +832,28 @@ class PIDDistiller(NeuralNetClassifier):
         else:
             optimizer = self.optimizer_
             params = None
+        step_accumulator = self._take_step(optimizer, params, batch, **fit_params)
+        if self.phase_ == "teacher" and getattr(method, "concurrent", False):
+            # The student keeps learning in the teacher phase (cross-entropy, plus KD if
+            # kd_weight > 0, on the same batch): the teacher phases cost it no steps.
+            self.phase_ = "student_ce"
+            try:
+                self._take_step(self.optimizer_, None, batch, **fit_params)
+            finally:
+                self.phase_ = "teacher"
+        if method.two_phase:
+            self.history.record_batch("phase", self.phase_)
+        # The schedule counts weight updates: with gradient accumulation a phase never
+        # changes in the middle of an accumulation window.
+        if self._update_completed():
+            if self.phase_ == "student":
+                self.student_steps_ += 1
+            self.step_ += 1
+        return step_accumulator.get_step()
+
+    def _take_step(self, optimizer, params, batch, **fit_params):
+        """Forward, loss and backward on ``batch`` (skorch's ``train_step_single``), then
+        a step of ``optimizer``; ``params`` are the parameters it updates (None: all)."""
         step_accumulator = self.get_train_step_accumulator()
 
         def step_fn():
@@ -833,15 +866,7 @@ class PIDDistiller(NeuralNetClassifier):
             return step["loss"]
 
         self._step_phase_optimizer(optimizer, step_fn)
-        if method.two_phase:
-            self.history.record_batch("phase", self.phase_)
-        # The schedule counts weight updates: with gradient accumulation a phase never
-        # changes in the middle of an accumulation window.
-        if self._update_completed():
-            if self.phase_ == "student":
-                self.student_steps_ += 1
-            self.step_ += 1
-        return step_accumulator.get_step()
+        return step_accumulator
 
     def infer(self, x, **fit_params):
         """The student's forward; records the paired student layers while it runs."""
@@ -905,7 +930,9 @@ class PIDDistiller(NeuralNetClassifier):
         ce = self.criterion_(_as_float32(y_pred), y_true)
         terms = {"ce": ce}
         method = self._method()
-        needs_teacher = self.kd_weight > 0 or not isinstance(method, NoDistillation)
+        # "student_ce": RID's concurrent student step in a teacher phase (no distance)
+        needs_method = not (isinstance(method, NoDistillation) or phase == "student_ce")
+        needs_teacher = self.kd_weight > 0 or needs_method
         teacher_out = None
         if needs_teacher:
             t_logits, t_feats = teacher_out = self.teacher_(X)
@@ -913,14 +940,15 @@ class PIDDistiller(NeuralNetClassifier):
             # tensors; the loss terms are computed from float32 copies.
             t_logits, t_feats = _as_float32(t_logits), [_as_float32(f) for f in t_feats]
             s_feats = [_as_float32(f) for f in s_feats]
-            holdout = None
-            frac = getattr(method, "filter_holdout", 0.0)
-            if phase == "teacher" and frac > 0:
-                holdout = _holdout_mask(X, frac).to(y_pred.device)
-            terms.update(self.method_(y_pred, t_logits, s_feats, t_feats, y_true,
-                                      phase=phase, with_distance=self.student_steps_ > 0,
-                                      holdout=holdout))
-            if self.kd_weight > 0 and phase == "student":
+            if needs_method:
+                row_hash = None
+                if phase == "teacher" and getattr(method, "needs_row_hash", False):
+                    row_hash = _row_hashes(X).to(y_pred.device)
+                terms.update(self.method_(y_pred, t_logits, s_feats, t_feats, y_true,
+                                          phase=phase,
+                                          with_distance=self.student_steps_ > 0,
+                                          row_hash=row_hash))
+            if self.kd_weight > 0 and phase != "teacher":
                 terms["kd"] = kd_loss(_as_float32(y_pred), t_logits, self.temperature)
         if phase == "teacher":
             loss = terms["filter_ce"] + terms["distance"]
@@ -1211,10 +1239,29 @@ def _check_finite(X) -> None:
                          "before distilling.")
 
 
+def _row_hashes(X) -> torch.Tensor:
+    """A number in [0, 1) per row from a hash of its input values: stable across epochs,
+    batches and folds, so RID's held-out shares (ranges of it) hold the same rows. ``X``
+    is a batch as the module receives it: an array or tensor, or a dict, list or tuple of
+    them (all parts of a row are hashed)."""
+    if isinstance(X, Mapping):
+        parts = [X[key] for key in sorted(X)]
+    elif isinstance(X, (list, tuple)):
+        parts = list(X)
+    else:
+        parts = [X]
+    arrays = [(p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p))
+              for p in parts]
+    arrays = [np.ascontiguousarray(a.reshape(len(a), -1)) for a in arrays]
+    hashes = []
+    for i in range(len(arrays[0])):
+        value = 0
+        for a in arrays:
+            value = zlib.crc32(a[i].tobytes(), value)
+        hashes.append(value / 2 ** 32)
+    return torch.tensor(hashes, dtype=torch.float64)
+
+
 def _holdout_mask(X, fraction: float) -> torch.Tensor:
-    """Samples whose input-row hash falls in the held-out share (stable across epochs)."""
-    rows = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
-    rows = rows.reshape(len(rows), -1)
-    threshold = int(fraction * 2 ** 32)
-    return torch.tensor([zlib.crc32(np.ascontiguousarray(r).tobytes()) < threshold
-                         for r in rows])
+    """Rows whose hash falls in the held-out share ``[0, fraction)``."""
+    return _row_hashes(X) < fraction

@@ -24,7 +24,7 @@ from ._checks import check_choice, check_flag, check_int, check_real
 _VAR_FLOOR = 1e-3
 _VAR_INIT = 5.0
 
-VARIANCE_PENALTIES = ("log", "square")
+VARIANCE_PENALTIES = ("fixed", "log", "square")
 
 
 # ----------------------------------------------------------------------------------------
@@ -50,6 +50,15 @@ def check_variance_penalty(value, name: str = "variance_penalty") -> str:
 
 def check_filter_holdout(value, name: str = "filter_holdout") -> float:
     return check_real(value, name, low=0, high=1)
+
+
+def check_variance_init(value, name: str = "variance_init") -> float:
+    return check_real(value, name, low=0, low_open=True, expected="> 0 and finite")
+
+
+def check_gate_share(value, name: str) -> float:
+    # 1 would hold out every row (gate_holdout) or never update the average (momentum)
+    return check_real(value, name, low=0, high=1, high_open=True)
 
 
 # ----------------------------------------------------------------------------------------
@@ -123,7 +132,8 @@ def rid_distance(student_filtered: torch.Tensor, teacher_filtered: torch.Tensor,
 
 def variance_penalty(variance: torch.Tensor, kind: str = "log") -> torch.Tensor:
     """RID's penalty on the learned variances: ``mean(log σ²)`` (``"log"``, the Gaussian
-    negative log-likelihood) or ``mean(σ⁴)`` (``"square"``, the research code's choice).
+    negative log-likelihood), ``mean(σ⁴)`` (``"square"``, the research code's choice) or
+    none (``"fixed"``: the variances are not learned).
 
     Examples
     --------
@@ -131,8 +141,11 @@ def variance_penalty(variance: torch.Tensor, kind: str = "log") -> torch.Tensor:
     >>> float(variance_penalty(torch.ones(3))), float(variance_penalty(torch.full((2,), 2.0), "square"))
     (0.0, 4.0)
     """
-    if check_variance_penalty(kind, "kind") == "log":
+    kind = check_variance_penalty(kind, "kind")
+    if kind == "log":
         return torch.mean(torch.log(variance))
+    if kind == "fixed":
+        return variance.new_zeros(())
     return torch.mean(variance ** 2)
 
 
@@ -148,6 +161,12 @@ def _per_sample(teacher_shapes, student_shapes, n_classes):
 
 def _variance(raw: torch.Tensor) -> torch.Tensor:
     return F.softplus(raw) + _VAR_FLOOR
+
+
+def _raw_for_variance(variance: float) -> float:
+    """The raw parameter ``a`` with ``softplus(a) + _VAR_FLOOR == variance``."""
+    v = max(float(variance) - _VAR_FLOOR, 1e-6)
+    return v + math.log(-math.expm1(-v))  # inverse softplus, stable for large v
 
 
 # ----------------------------------------------------------------------------------------
@@ -183,16 +202,30 @@ def make_filter(in_shape, out_channels: int, hidden: int | None = None) -> nn.Mo
                          nn.Conv2d(hidden, out_channels, 1))
 
 
-def make_head(in_shape, n_classes: int, pool: bool = True) -> nn.Module:
-    """A classifier head on a (filtered) representation: ReLU–Linear, after a global
-    average pool (``pool=True``) or a flatten of the full map (the research code)."""
+def make_head(in_shape, n_classes: int, pool: bool | int = True) -> nn.Module:
+    """A classifier head on a (filtered) representation: ReLU–Linear, after an average
+    pool of feature maps to a ``pool`` × ``pool`` grid (``True``: 1, global average
+    pooling) or a flatten of the full map (``pool=False``, the research code).
+
+    Examples
+    --------
+    >>> make_head((8, 5, 4, 4), 3, pool=2)[-1]
+    Linear(in_features=20, out_features=3, bias=True)
+    """
     if len(in_shape) == 2:
         return nn.Sequential(nn.ReLU(), nn.Linear(in_shape[1], n_classes))
-    if pool:
-        return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.ReLU(),
-                             nn.Linear(in_shape[1], n_classes))
+    if pool is not False:
+        size = min(int(pool), *in_shape[2:])  # True is 1
+        return nn.Sequential(nn.AdaptiveAvgPool2d(size), nn.Flatten(), nn.ReLU(),
+                             nn.Linear(in_shape[1] * size * size, n_classes))
     return nn.Sequential(nn.Flatten(), nn.ReLU(),
                          nn.Linear(int(math.prod(in_shape[1:])), n_classes))
+
+
+def _standardizer(shape) -> nn.Module:
+    """A BatchNorm without affine parameters: zero mean, unit variance per channel."""
+    return (nn.BatchNorm1d(shape[1], affine=False) if len(shape) == 2
+            else nn.BatchNorm2d(shape[1], affine=False))
 
 
 # ----------------------------------------------------------------------------------------
@@ -369,73 +402,166 @@ class VIDLoss(_RegressorLoss):
 
 
 class RIDLoss(DistillationLoss):
-    """``method="rid"``: Redundant Information Distillation (Dissanayake et al. 2025).
+    """``method="rid"``: Redundant Information Distillation (Dissanayake et al. 2025),
+    with an information gate.
 
     Per layer pair k: a teacher filter ``f_t,k`` with a classifier head ``g_k``, a student
-    filter ``f_s,k`` and per-channel variances ``σ²_k = softplus(a_k) + 1e-3``
-    (``a_k`` starts at 5). Two phases alternate (the schedule is run by
-    :class:`~skpid.PIDDistiller`):
+    filter ``f_s,k`` and per-channel variances ``σ²_k``. Two phases alternate (the
+    schedule is run by :class:`~skpid.PIDDistiller`):
 
     - teacher phase: ``Σ_k CE(g_k(f_t,k(T_k)), y) + [after the first round] Σ_k D_k``,
-      updating teacher filters and heads only;
-    - student phase: the distiller adds ``pid_weight · Σ_k (penalty(σ²_k) + D_k)`` to the
-      student's cross-entropy, updating student, student filters and variances only;
+      updating teacher filters and heads only (with ``concurrent=True`` the student
+      also takes a cross-entropy step on each of these batches);
+    - student phase: the distiller adds ``pid_weight · Σ_k w_k (penalty(σ²_k) + D_k)``
+      to the student's cross-entropy, updating student, student filters and (where
+      learned) variances;
 
-    with ``D_k = mean((f_s,k(S_k) − f_t,k(T_k))² / σ²_k)``.
+    with ``D_k = mean((f_s,k(S_k) − f_t,k(T_k))² / σ²_k)`` and ``w_k`` the information
+    gate (1 with ``info_gate=False``).
+
+    The information gate: RID distills what the filtered teacher knows about Y. A share
+    ``gate_holdout`` of the training rows (chosen by a hash of the input row, so stable
+    across epochs, batches and folds) is kept out of the heads' fit; on those rows the
+    head's cross-entropy ``CE_k`` is tracked (a moving average over teacher-phase
+    batches) and ``w_k = clip(1 − CE_k / H(Y), 0, 1)``, ``H(Y)`` the entropy of the
+    training labels seen. This estimates the share of the label entropy the filtered
+    teacher explains on rows it was not fitted on: 0 for a nuisance teacher (its head
+    can only memorise), near 1 for a teacher that predicts Y well. Before the first
+    teacher phase has measured it, the gate is 0.
+
+    The research code's RID is ``variance_penalty="square", variance_init=5.0,
+    normalize=False, info_gate=False, concurrent=False, pool_heads=False``.
 
     Parameters
     ----------
-    rounds : int, default=4
+    rounds : int, default=10
         R, the number of teacher/student alternations over ``max_epochs``.
     teacher_ratio : float, default=0.25
         ρ, the share of each round spent in the teacher phase.
-    variance_penalty : {"log", "square"}, default="log"
-        ``"log"``: mean log σ² (the Gaussian negative log-likelihood; principled).
-        ``"square"``: mean σ⁴, as in the authors' research code.
+    variance_penalty : {"fixed", "log", "square"}, default="fixed"
+        ``"fixed"``: the variances are not learned (σ² = ``variance_init``); with
+        standardised targets (``normalize``) the distance has a known scale.
+        ``"log"``: learned, penalty mean log σ² (the Gaussian negative log-likelihood:
+        σ² follows the distance, so the pull grows as the distance shrinks).
+        ``"square"``: learned, penalty mean σ⁴, as in the authors' research code.
+    variance_init : float, default=1.0
+        σ² (fixed) or its starting value (learned); > 0. With standardised targets, 1
+        weighs the distance as a unit-variance Gaussian would; the research code starts
+        learned variances at softplus(5) ≈ 5.
     pool_heads : bool, default=True
-        Heads on feature maps average-pool first (small heads); ``False`` flattens the
-        full map as the research code does (large linear layers for big maps).
+        Heads on feature maps average-pool to ``head_pool_size`` × ``head_pool_size``
+        first (small heads); ``False`` flattens the full map as the research code does
+        (large linear layers for big maps).
+    head_pool_size : int, default=2
+        Grid the heads pool feature maps to (1: global average pooling).
     filter_holdout : float, default=0.0
-        Fraction of training samples (chosen by a hash of the input row, so stable across
-        epochs and folds) on which alone the heads' cross-entropy is computed. With small
-        training sets the head can memorise labels through nuisance features and drag the
-        student towards that memorisation; a held-out part guards against it. 0 uses all.
+        Fraction of training rows (by the row hash) on which alone the heads'
+        cross-entropy is computed; 0 uses all rows but the gate's share.
+    normalize : bool, default=True
+        Standardise the teacher-filtered targets per channel (a BatchNorm without affine
+        parameters, whose running statistics serve in the student phase), so that the
+        distance does not depend on the scale of the teacher's activations.
+    info_gate : bool, default=True
+        Weight each pair's distillation term by its information gate (above).
+    gate_holdout : float, default=0.3
+        Share of training rows kept out of the heads' fit to measure the gate, in
+        [0, 1); 0 measures the gate on the heads' own training rows (optimistic).
+    gate_momentum : float, default=0.8
+        Momentum in [0, 1) of the moving average of the held-out cross-entropy.
+    concurrent : bool, default=True
+        The student also takes a cross-entropy step (plus KD where ``kd_weight > 0``;
+        no distance, the filters are moving) on each teacher-phase batch, so that the
+        teacher phases cost the student no steps. ``False``: the research code's
+        alternation, the student idle in teacher phases.
     """
 
     two_phase = True
-    # The paper uses alpha_1 = 10; with this implementation that pulls a SmallCNN(4)
-    # student on digits far below no distillation (test accuracy 0.64 against 0.95 at
-    # lr 1e-2, 20 epochs), while 1 stays level with it: 1 until RID is reworked.
-    student_terms = ("distill", "distance")
+    # The paper's alpha_1: with the gate, normalised targets and fixed variances it gains
+    # with trained teachers and stays level under nuisance ones (benchmarks/
+    # bench_distill_quality.py).
+    recommended_weight = 10.0
+    student_terms = ("distill", "distance", "gate")
     teacher_terms = ("filter_ce", "distance")
     param_checks = {"rounds": check_rounds, "teacher_ratio": check_teacher_ratio,
-                    "variance_penalty": check_variance_penalty, "pool_heads": check_flag,
-                    "filter_holdout": check_filter_holdout}
+                    "variance_penalty": check_variance_penalty,
+                    "variance_init": check_variance_init, "pool_heads": check_flag,
+                    "head_pool_size": check_rounds, "filter_holdout": check_filter_holdout,
+                    "normalize": check_flag, "info_gate": check_flag,
+                    "gate_holdout": check_gate_share, "gate_momentum": check_gate_share,
+                    "concurrent": check_flag}
 
-    def __init__(self, rounds: int = 4, teacher_ratio: float = 0.25,
-                 variance_penalty: str = "log", pool_heads: bool = True,
-                 filter_holdout: float = 0.0):
+    def __init__(self, rounds: int = 10, teacher_ratio: float = 0.25,
+                 variance_penalty: str = "fixed", variance_init: float = 1.0,
+                 pool_heads: bool = True, head_pool_size: int = 2,
+                 filter_holdout: float = 0.0, normalize: bool = True,
+                 info_gate: bool = True, gate_holdout: float = 0.3,
+                 gate_momentum: float = 0.8, concurrent: bool = True):
         super().__init__()
-        RIDLoss.check_params(dict(rounds=rounds, teacher_ratio=teacher_ratio,
-                                  variance_penalty=variance_penalty,
-                                  pool_heads=pool_heads, filter_holdout=filter_holdout))
+        RIDLoss.check_params(dict(
+            rounds=rounds, teacher_ratio=teacher_ratio, variance_penalty=variance_penalty,
+            variance_init=variance_init, pool_heads=pool_heads,
+            head_pool_size=head_pool_size, filter_holdout=filter_holdout,
+            normalize=normalize, info_gate=info_gate, gate_holdout=gate_holdout,
+            gate_momentum=gate_momentum, concurrent=concurrent))
         self.rounds = rounds
         self.teacher_ratio = teacher_ratio
         self.variance_penalty = variance_penalty
+        self.variance_init = variance_init
         self.pool_heads = pool_heads
+        self.head_pool_size = head_pool_size
         self.filter_holdout = filter_holdout
+        self.normalize = normalize
+        self.info_gate = info_gate
+        self.gate_holdout = gate_holdout
+        self.gate_momentum = gate_momentum
+        self.concurrent = concurrent
+
+    @property
+    def needs_row_hash(self) -> bool:
+        """Whether the teacher phase needs the rows' hashes (held-out shares)."""
+        return self.filter_holdout > 0 or (self.info_gate and self.gate_holdout > 0)
 
     def build(self, teacher_shapes, student_shapes, n_classes, names=()):
-        """Teacher filters with their heads, student filters and per-channel variances,
-        one of each per layer pair."""
+        """Teacher filters with their heads, student filters, per-channel variances and
+        the gate's state, one of each per layer pair."""
         super().build(teacher_shapes, student_shapes, n_classes)
-        self.teacher_filters = nn.ModuleList(make_filter(t, t[1]) for t in teacher_shapes)
-        self.heads = nn.ModuleList(make_head(t, n_classes, self.pool_heads)
-                                   for t in teacher_shapes)
+        self.teacher_filters = nn.ModuleList(
+            nn.Sequential(*make_filter(t, t[1]),
+                          *([_standardizer(t)] if self.normalize else []))
+            for t in teacher_shapes)
+        pool = self.head_pool_size if self.pool_heads else False
+        self.heads = nn.ModuleList(make_head(t, n_classes, pool) for t in teacher_shapes)
         self.student_filters = nn.ModuleList(
             make_filter(s, t[1]) for t, s in zip(teacher_shapes, student_shapes))
+        raw = _raw_for_variance(self.variance_init)
+        learned = self.variance_penalty != "fixed"
         self.raw_variances = nn.ParameterList(
-            nn.Parameter(torch.full((t[1],), _VAR_INIT)) for t in teacher_shapes)
+            nn.Parameter(torch.full((t[1],), raw), requires_grad=learned)
+            for t in teacher_shapes)
+        # gate state: held-out cross-entropy per pair (moving average; -1: not measured
+        # yet) and the counts of the labels seen in teacher phases
+        self.register_buffer("gate_ce", torch.full((len(teacher_shapes),), -1.0))
+        self.register_buffer("label_counts", torch.zeros(n_classes))
+
+    def gates(self) -> torch.Tensor:
+        """The information gate ``w_k`` of each layer pair (ones without ``info_gate``).
+
+        Examples
+        --------
+        >>> crit = RIDLoss()
+        >>> crit.build([(8, 4)], [(8, 3)], n_classes=2)
+        >>> crit.gates()  # nothing measured yet: closed
+        tensor([0.])
+        """
+        if not self.info_gate:
+            return torch.ones(len(self.raw_variances), device=self.gate_ce.device)
+        counts = self.label_counts
+        if counts.sum() <= 0:
+            return torch.zeros_like(self.gate_ce)
+        p = counts[counts > 0] / counts.sum()
+        entropy = (-(p * p.log()).sum()).clamp_min(1e-6)
+        gate = (1 - self.gate_ce / entropy).clamp(0, 1)
+        return torch.where(self.gate_ce < 0, torch.zeros_like(gate), gate)
 
     def teacher_side_parameters(self):
         if not hasattr(self, "heads"):  # not built yet
@@ -443,35 +569,47 @@ class RIDLoss(DistillationLoss):
         return list(self.teacher_filters.parameters()) + list(self.heads.parameters())
 
     def forward(self, student_logits, teacher_logits, student_feats, teacher_feats, y,
-                phase="student", with_distance=True, holdout=None, **kwargs):
+                phase="student", with_distance=True, row_hash=None, **kwargs):
         if phase == "teacher":
-            return self._teacher_terms(student_feats, teacher_feats, y, with_distance, holdout)
-        distances, penalties = [], []
+            return self._teacher_terms(student_feats, teacher_feats, y, with_distance,
+                                       row_hash)
         # Teacher filters are fixed in the student phase: eval mode keeps their BatchNorm
         # statistics from drifting with student batches.
         with _eval(self.teacher_filters), torch.no_grad():
             targets = [f(t) for f, t in zip(self.teacher_filters, teacher_feats)]
-        for f_s, a, s, target in zip(self.student_filters, self.raw_variances,
-                                     student_feats, targets):
+        gates = self.gates()
+        distances, terms = [], []
+        for f_s, a, s, target, w in zip(self.student_filters, self.raw_variances,
+                                        student_feats, targets, gates):
             var = _variance(a)
-            distances.append(rid_distance(f_s(s), target, var))
-            penalties.append(variance_penalty(var, self.variance_penalty))
-        distance = torch.stack(distances).sum()
-        return {"distill": distance + torch.stack(penalties).sum(), "distance": distance}
+            distance = rid_distance(f_s(s), target, var)
+            distances.append(distance)
+            terms.append(w * (distance + variance_penalty(var, self.variance_penalty)))
+        return {"distill": torch.stack(terms).sum(),
+                "distance": torch.stack(distances).sum(), "gate": gates.mean()}
 
-    def _teacher_terms(self, student_feats, teacher_feats, y, with_distance, holdout):
-        ces, distances = [], []
+    def _teacher_terms(self, student_feats, teacher_feats, y, with_distance, row_hash):
+        fit_rows, gate_rows = self._row_shares(y, row_hash)
+        if self.info_gate:
+            with torch.no_grad():
+                self.label_counts += torch.bincount(
+                    y, minlength=len(self.label_counts)).to(self.label_counts)
         with _eval(self.student_filters), torch.no_grad():
             student_targets = [f(s.detach()) for f, s in zip(self.student_filters, student_feats)]
-        for f_t, g, a, t, s in zip(self.teacher_filters, self.heads, self.raw_variances,
-                                   teacher_feats, student_targets):
+        ces, distances = [], []
+        for k, (f_t, g, a, t, s) in enumerate(zip(self.teacher_filters, self.heads,
+                                                  self.raw_variances, teacher_feats,
+                                                  student_targets)):
             filtered = f_t(t)
-            if holdout is None:
-                ces.append(F.cross_entropy(g(filtered), y))
-            elif holdout.any():
-                ces.append(F.cross_entropy(g(filtered[holdout]), y[holdout]))
-            else:  # no held-out sample in this batch: the head learns nothing from it
-                ces.append(filtered.sum() * 0.0)
+            logits = g(filtered)
+            if fit_rows is None:
+                ces.append(F.cross_entropy(logits, y))
+            elif fit_rows.any():
+                ces.append(F.cross_entropy(logits[fit_rows], y[fit_rows]))
+            else:  # no row of the heads' share in this batch: they learn nothing from it
+                ces.append(logits.sum() * 0.0)
+            if self.info_gate:
+                self._track_gate(k, logits.detach(), y, gate_rows, fit_rows)
             if with_distance:
                 distances.append(rid_distance(s, filtered, _variance(a).detach()))
         terms = {"filter_ce": torch.stack(ces).sum()}
@@ -479,17 +617,49 @@ class RIDLoss(DistillationLoss):
                              else terms["filter_ce"].new_zeros(()))
         return terms
 
+    def _row_shares(self, y, row_hash):
+        """Rows the heads fit on (None: all) and rows the gate is measured on."""
+        if row_hash is None:
+            return None, None
+        u = row_hash.to(y.device)
+        fit = u < self.filter_holdout if self.filter_holdout > 0 else torch.ones_like(u, dtype=torch.bool)
+        gate = None
+        if self.info_gate and self.gate_holdout > 0:
+            gate = u >= 1 - self.gate_holdout
+            fit = fit & ~gate
+        return fit, gate
+
+    @torch.no_grad()
+    def _track_gate(self, k, logits, y, gate_rows, fit_rows) -> None:
+        if gate_rows is None:  # no held-out share: the heads' own rows (optimistic)
+            rows = fit_rows
+        elif gate_rows.any():
+            rows = gate_rows
+        else:
+            return
+        ce = (F.cross_entropy(logits, y) if rows is None
+              else F.cross_entropy(logits[rows], y[rows])).float()
+        old, m = self.gate_ce[k], self.gate_momentum
+        self.gate_ce[k] = torch.where(old < 0, ce, m * old + (1 - m) * ce)
+
 
 class TEDLoss(RIDLoss):
     """``method="ted"``: RID with a single round (teacher filters trained first, then
     fixed while the student learns). Same parameters as :class:`RIDLoss` except
     ``rounds``, which is always 1."""
 
-    def __init__(self, teacher_ratio: float = 0.25, variance_penalty: str = "log",
-                 pool_heads: bool = True, filter_holdout: float = 0.0):
+    def __init__(self, teacher_ratio: float = 0.25, variance_penalty: str = "fixed",
+                 variance_init: float = 1.0, pool_heads: bool = True,
+                 head_pool_size: int = 2, filter_holdout: float = 0.0,
+                 normalize: bool = True, info_gate: bool = True,
+                 gate_holdout: float = 0.3, gate_momentum: float = 0.8,
+                 concurrent: bool = True):
         super().__init__(rounds=1, teacher_ratio=teacher_ratio,
-                         variance_penalty=variance_penalty, pool_heads=pool_heads,
-                         filter_holdout=filter_holdout)
+                         variance_penalty=variance_penalty, variance_init=variance_init,
+                         pool_heads=pool_heads, head_pool_size=head_pool_size,
+                         filter_holdout=filter_holdout, normalize=normalize,
+                         info_gate=info_gate, gate_holdout=gate_holdout,
+                         gate_momentum=gate_momentum, concurrent=concurrent)
 
 
 @functools.lru_cache(maxsize=None)

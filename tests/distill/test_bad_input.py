@@ -94,7 +94,7 @@ def test_unknown_method_did_you_mean(digits, teacher_mlp):
     ("rounds", 2.5, "rounds must be an integer >= 1"),
     ("teacher_ratio", 0.0, r"teacher_ratio must be in the open interval \(0, 1\)"),
     ("teacher_ratio", 1.0, r"teacher_ratio must be in the open interval \(0, 1\)"),
-    ("variance_penalty", "abs", "variance_penalty must be 'log' or 'square'"),
+    ("variance_penalty", "abs", "variance_penalty must be 'fixed', 'log' or 'square'"),
     ("temperature", 0, "temperature must be > 0"),
     ("random_state", -1, r"random_state must be None, an int in \[0, 2\*\*63\)"),
     ("random_state", "7", r"random_state must be None, an int"),

@@ -48,7 +48,7 @@ def test_documented_defaults(teacher):
 
 
 @pytest.mark.parametrize("method,weight", [("none", 1.0), ("kd", 1.0), ("fitnet", 1.0),
-                                           ("vid", 1.0), ("rid", 1.0), ("ted", 1.0)])
+                                           ("vid", 1.0), ("rid", 10.0), ("ted", 10.0)])
 def test_auto_weight_is_the_method_recommendation(method, weight):
     assert METHODS[method].recommended_weight == weight
 
@@ -57,7 +57,7 @@ def test_auto_weight_resolves_and_numbers_win(data, teacher):
     X, y = data
     net = tiny_net(teacher, method="rid", teacher_layers=["1"], student_layers=["body"],
                    rounds=1).fit(X, y)
-    assert net.effective_pid_weight() == 1.0
+    assert net.effective_pid_weight() == 10.0
     assert net.set_params(pid_weight=2.5).effective_pid_weight() == 2.5
     with pytest.raises(ValueError, match='pid_weight must be "auto" or a finite number'):
         tiny_net(teacher, pid_weight="bogus").fit(X, y)

@@ -89,7 +89,7 @@ def test_teacher_phase_leaves_student_untouched(digits, teacher_mlp):
     X, y = digits
     torch.manual_seed(0)
     net = mlp_net(teacher_mlp, rounds=1, teacher_ratio=0.5, batch_size=len(y), max_epochs=1,
-                  warm_start=True)
+                  warm_start=True, method__concurrent=False)
     net.initialize()
     student_before = state_copy(net.module_)
     with pytest.warns(UserWarning, match="RID schedule"):

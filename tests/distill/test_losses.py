@@ -51,7 +51,7 @@ def test_rid_schedule_shares(rounds, ratio):
 
 def test_rid_criterion_terms_and_gradients():
     torch.manual_seed(0)
-    crit = RIDLoss(rounds=2)
+    crit = RIDLoss(rounds=2, variance_penalty="log", info_gate=False)
     t_feats, s_feats = [torch.randn(16, 6)], [torch.randn(16, 4, requires_grad=True)]
     crit.build([t_feats[0].shape], [s_feats[0].shape], n_classes=3)
     y = torch.randint(0, 3, (16,))

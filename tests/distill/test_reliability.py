@@ -69,7 +69,7 @@ METHOD_BAD = [
      r"method__teacher_ratio must be in the open interval \(0, 1\); got nan"),
     ("ted", "teacher_ratio", 0.0, ValueError, r"method__teacher_ratio must be in the open"),
     ("rid", "variance_penalty", "bogus", ValueError,
-     r"method__variance_penalty must be 'log' or 'square'; got 'bogus'"),
+     r"method__variance_penalty must be 'fixed', 'log' or 'square'; got 'bogus'"),
     ("rid", "pool_heads", "no", TypeError, r"method__pool_heads must be True or False"),
     ("rid", "filter_holdout", 1.5, ValueError,
      r"method__filter_holdout must be a finite number in \[0, 1\]; got 1\.5"),
@@ -109,12 +109,12 @@ def test_method_params_are_checked_on_every_route(method, name, value, error, ma
 @pytest.mark.parametrize("build, match", [
     (lambda: RIDLoss(rounds=0), r"^rounds must be an integer >= 1; got 0\.$"),
     (lambda: RIDLoss(teacher_ratio=NAN), r"^teacher_ratio must be in the open interval"),
-    (lambda: RIDLoss(variance_penalty="bogus"), r"^variance_penalty must be 'log' or"),
+    (lambda: RIDLoss(variance_penalty="bogus"), r"^variance_penalty must be 'fixed', 'log' or"),
     (lambda: TEDLoss(filter_holdout=-0.1), r"^filter_holdout must be a finite number in"),
     (lambda: KDLoss(temperature=NAN), r"^temperature must be > 0 and finite; got nan"),
     (lambda: rid_phase(0, 10, rounds=0, teacher_ratio=0.5), r"^rounds must be an integer"),
     (lambda: rid_phase(0, 10, rounds=2, teacher_ratio=1.5), r"^teacher_ratio must be in"),
-    (lambda: variance_penalty(torch.ones(2), "bogus"), r"^kind must be 'log' or 'square'"),
+    (lambda: variance_penalty(torch.ones(2), "bogus"), r"^kind must be 'fixed', 'log' or 'square'"),
 ])
 def test_criteria_built_directly_are_checked_too(build, match):
     with pytest.raises(ValueError, match=match):
