@@ -14,7 +14,6 @@ seeded tables (median times, worst differences), since iteration counts vary by 
 import argparse
 import multiprocessing
 import os
-import platform
 import queue as queue_module
 import time
 import warnings
@@ -27,7 +26,7 @@ from skpid._pid._core import broja_atoms
 from skpid._pid._information import task_informations
 from skpid._testing import cvxpy_broja_objective, dit_broja_atoms
 
-from _timing import interleaved
+from _timing import interleaved, machine
 
 SHAPES = [(2, 2, 2), (5, 5, 5), (10, 10, 10), (20, 20, 10), (30, 30, 10), (10, 10, 100),
           (30, 30, 30), (64, 64, 100)]
@@ -149,8 +148,7 @@ def main():
     args = parser.parse_args()
     shapes = ([tuple(int(v) for v in s.split(",")) for s in args.shapes]
               if args.shapes else SHAPES)
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.system()}, "
-          f"{os.cpu_count()} CPUs, python {platform.python_version()}, numpy {np.__version__}")
+    print(machine())
     print(f"{args.tables} table(s) per shape; skpid and cvxpy timed in alternation (50 ms "
           f"blocks), at least {args.repeats} rounds and {args.min_time:g} s per table")
     # Warm-up: imports, first-call overheads and a second of calls each (the first few

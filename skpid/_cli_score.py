@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._estimator import DISCRETIZERS, score_representations
+from ._estimator import DISCRETIZERS, MEASURES, score_representations
 from ._labels import check_label_array
-from ._sampling import QUANTITIES
+from ._sampling import BIAS_CORRECTIONS, QUANTITIES
 
 _UNITS = {2.0: "bits", float(np.e): "nats"}
 # What a file of each suffix starts with: numpy's .npy header, a zip archive for .npz.
@@ -102,10 +102,11 @@ def add_score_command(commands) -> None:
                        help="class labels, (N,): integers, booleans or strings")
     score.add_argument("--n-clusters", type=int_at_least(1), default=10)
     score.add_argument("--n-components", type=int_at_least(1), default=5)
-    score.add_argument("--measure", choices=("broja", "mmi", "gaussian"), default="broja")
+    score.add_argument("--measure", choices=MEASURES, default="broja")
     score.add_argument("--discretizer", choices=DISCRETIZERS, default="kmeans")
     score.add_argument("--base", type=base_type, default=2.0, help="log base (2: bits)")
-    score.add_argument("--bias-correction", choices=("none", "permutation"), default="none")
+    score.add_argument("--bias-correction", default="none",
+                       choices=[str(c).lower() for c in BIAS_CORRECTIONS])  # None: "none"
     score.add_argument("--n-permutations", type=int_at_least(1), default=20)
     score.add_argument("--n-bootstrap", type=int_at_least(0), default=0,
                        help="bootstrap resamples for confidence intervals (0: none)")
@@ -238,7 +239,7 @@ def run_score(args, out=None) -> int:
             teacher, student, labels, n_clusters=args.n_clusters,
             n_components=args.n_components, measure=args.measure, random_state=args.seed,
             discretizer=args.discretizer, base=args.base,
-            bias_correction=None if args.bias_correction == "none" else "permutation",
+            bias_correction=None if args.bias_correction == "none" else args.bias_correction,
             n_permutations=args.n_permutations, n_bootstrap=args.n_bootstrap,
             confidence=args.confidence, n_jobs=args.n_jobs,
             verbose=10 if args.progress else 0)

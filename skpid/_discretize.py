@@ -7,16 +7,17 @@ of codes a fitted discretizer can emit.  Inputs with more than two dimensions
 ``(N, -1)`` first.
 """
 
-import numbers
 import warnings
 
 import numpy as np
 import scipy.linalg
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.cluster import KMeans
-from sklearn.utils.extmath import randomized_svd
+from sklearn.utils.extmath import randomized_svd, svd_flip
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 from threadpoolctl import ThreadpoolController
+
+from ._pid._validation import check_int
 
 
 def tensor_to_numpy(X):
@@ -48,14 +49,6 @@ def flatten_samples(X):
     return X
 
 
-def check_positive_int(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}; got {type(value).__name__}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}.")
-    return int(value)
-
-
 # Up to this many dimensions on the smaller side, the PCA goes through a Gram matrix and a
 # partial symmetric eigensolver; beyond, a randomized SVD.
 GRAM_LIMIT = 2048
@@ -70,15 +63,15 @@ def fit_projection(X: np.ndarray, n_components: int, random_state):
     machine: on a loaded 2-core machine a full 512 x 512 eigendecomposition with threads
     took 2.2 s against 0.02 s for the partial one on one thread, and the 10,000 x 512
     Gram product 0.13-0.39 s against 0.05 s.  Otherwise (very wide and long inputs) a
-    seeded randomized SVD with the caller's threading.  Signs are fixed (largest loading
-    positive) so results are deterministic.
+    seeded randomized SVD with the caller's threading.  Signs are fixed by
+    :func:`flip_signs` so results are deterministic.
     """
     mean = X.mean(axis=0)
     Xc = X - mean
     n, d = Xc.shape
     if min(n, d) <= GRAM_LIMIT:
         small = d <= n
-        with _serial_threads():
+        with serial_threads():
             gram = Xc.T @ Xc if small else Xc @ Xc.T
         vectors = top_eigenvectors(gram, n_components)
         if small:
@@ -89,7 +82,7 @@ def fit_projection(X: np.ndarray, n_components: int, random_state):
             axes = (axes / np.where(norms > 0, norms, 1.0)).T
     else:
         _, _, axes = randomized_svd(Xc, n_components, random_state=random_state)
-    return mean, fix_signs(axes)
+    return mean, flip_signs(axes)
 
 
 def top_eigenvectors(gram: np.ndarray, n_components: int) -> np.ndarray:
@@ -100,25 +93,28 @@ def top_eigenvectors(gram: np.ndarray, n_components: int) -> np.ndarray:
     for why).  Also used on the streamed scatter matrix of ``skpid._streaming``.
     """
     m = gram.shape[0]
-    with _serial_threads():
+    with serial_threads():
         _, vectors = scipy.linalg.eigh(gram, subset_by_index=[m - n_components, m - 1])
     return vectors[:, ::-1].T
 
 
-def fix_signs(axes: np.ndarray) -> np.ndarray:
+def flip_signs(axes: np.ndarray) -> np.ndarray:
     """``axes`` (rows) with each sign flipped so that its largest loading is positive.
 
     Eigenvectors and singular vectors are defined up to sign; fixing it makes projections,
-    hence codes, deterministic across solvers and runs.
+    hence codes, deterministic across solvers and runs.  This is scikit-learn's
+    :func:`~sklearn.utils.extmath.svd_flip` convention for the rows of ``Vt``
+    (``u_based_decision=False``, as its ``PCA`` uses), applied to a copy: ``svd_flip``
+    works in place and ``axes`` may be a view of a solver's output.  The copy keeps the
+    memory order of ``axes`` (``order="K"``), so that later products see the same layout.
     """
-    signs = np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])
-    return axes * np.where(signs == 0, 1.0, signs)[:, None]
+    return svd_flip(None, axes.copy(order="K"), u_based_decision=False)[1]
 
 
 _CONTROLLER = []
 
 
-def _serial_threads():
+def serial_threads():
     """Context running small OpenMP / BLAS work (KMeans, small eigensolves) on one thread.
 
     KMeans here clusters ``n_components``-dimensional points (5 by default): too little
@@ -202,6 +198,18 @@ def prepare_rows(X: np.ndarray, normalize: bool, scale: float) -> np.ndarray:
     return Z if scale == 1.0 else Z / scale
 
 
+def check_kmeans_params(n_clusters, n_components, n_init) -> tuple:
+    """The parameters of the KMeans pipeline, validated: ``(n_clusters, n_components,
+    n_init)`` as ints."""
+    return (check_int(n_clusters, "n_clusters"), check_int(n_components, "n_components"),
+            check_int(n_init, "n_init"))
+
+
+def project(X: np.ndarray, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """Coordinates of the rows of ``X`` on the principal axes ``components`` (rows)."""
+    return (X - mean) @ components.T
+
+
 def fit_kmeans(Z: np.ndarray, n_clusters: int, n_init: int, random_state,
                stacklevel: int = 1):
     """Seeded KMeans of projected rows on one thread; returns it and the clusters used.
@@ -217,19 +225,10 @@ def fit_kmeans(Z: np.ndarray, n_clusters: int, n_init: int, random_state,
                       f"{what}; using n_clusters={n_distinct}.", UserWarning,
                       stacklevel=stacklevel + 1)
         n_clusters = n_distinct
-    with _serial_threads():
+    with serial_threads():
         kmeans = KMeans(n_clusters=n_clusters, n_init=n_init,
                         random_state=random_state).fit(Z)
     return kmeans, n_clusters
-
-
-def kmeans_codes(est, X) -> np.ndarray:
-    """The cluster (int64) of every row of ``X`` under a fitted KMeans discretizer ``est``:
-    validation, row normalisation, projection on ``est``'s axes, nearest centre."""
-    X = est._validate(X, reset=False)
-    Z = est._project(est._prepare(X))
-    with _serial_threads():
-        return est.kmeans_.predict(Z).astype(np.int64)
 
 
 class _BaseDiscretizer(TransformerMixin, BaseEstimator):
@@ -242,7 +241,7 @@ class _BaseDiscretizer(TransformerMixin, BaseEstimator):
 
     def _project(self, X):
         """Coordinates of the rows of ``X`` on the fitted principal axes."""
-        return (X - self.mean_) @ self.components_.T
+        return project(X, self.mean_, self.components_)
 
     def _prepare(self, X):
         """Validated rows as the fitted PCA sees them (see :func:`prepare_rows`)."""
@@ -271,7 +270,19 @@ class _BaseDiscretizer(TransformerMixin, BaseEstimator):
         return tags
 
 
-class KMeansDiscretizer(_BaseDiscretizer):
+class _BaseKMeansDiscretizer(_BaseDiscretizer):
+    """Shared by the KMeans discretizers, in memory and streamed: the code of a row."""
+
+    def _codes(self, X) -> np.ndarray:
+        """The cluster (int64) of every row of ``X``: validation, row normalisation,
+        projection on the fitted axes, nearest centre."""
+        X = self._validate(X, reset=False)
+        Z = self._project(self._prepare(X))
+        with serial_threads():
+            return self.kmeans_.predict(Z).astype(np.int64)
+
+
+class KMeansDiscretizer(_BaseKMeansDiscretizer):
     """The paper's discretizer: flatten, L2-normalise rows, PCA, then KMeans.
 
     Dissanayake et al. (2025) discretize each representation this way before estimating
@@ -352,9 +363,8 @@ class KMeansDiscretizer(_BaseDiscretizer):
         -------
         self : KMeansDiscretizer
         """
-        n_clusters = check_positive_int(self.n_clusters, "n_clusters")
-        n_components = check_positive_int(self.n_components, "n_components")
-        n_init = check_positive_int(self.n_init, "n_init")
+        n_clusters, n_components, n_init = check_kmeans_params(
+            self.n_clusters, self.n_components, self.n_init)
         X = self._validate(X, reset=True)
         Z = normalize_rows(X, self.normalize)
         self.scale_ = fit_row_scale(Z, normalizes(self.normalize, X.shape[1]))
@@ -397,7 +407,7 @@ class KMeansDiscretizer(_BaseDiscretizer):
         codes : ndarray of shape (n_samples, 1), dtype int64
         """
         check_is_fitted(self)
-        return kmeans_codes(self, X)[:, None]
+        return self._codes(X)[:, None]
 
 
 class QuantileDiscretizer(_BaseDiscretizer):
@@ -464,8 +474,8 @@ class QuantileDiscretizer(_BaseDiscretizer):
         -------
         self : QuantileDiscretizer
         """
-        n_bins = check_positive_int(self.n_bins, "n_bins", minimum=2)
-        n_components = check_positive_int(self.n_components, "n_components")
+        n_bins = check_int(self.n_bins, "n_bins", minimum=2)
+        n_components = check_int(self.n_components, "n_components")
         X = self._validate(X, reset=True)
         self.scale_ = power_of_two_scale(X)
         X = X / self.scale_

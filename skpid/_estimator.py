@@ -1,6 +1,5 @@
 """The scikit-learn face: ``PIDEstimator``, ``score_representations``, ``score_layers``."""
 
-import numbers
 import warnings
 from contextlib import contextmanager
 from functools import partial
@@ -10,20 +9,19 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from ._discretize import (KMeansDiscretizer, PassthroughDiscretizer, QuantileDiscretizer,
-                          RowScaler, check_positive_int, flatten_samples,
-                          tensor_to_numpy)
+                          RowScaler, flatten_samples, tensor_to_numpy)
 from ._labels import (check_label_array, encode_labels, format_labels, is_continuous,
                       label_kind, transform_labels)
 from ._pid._gaussian import gaussian_noise_floor, gaussian_pid
 from ._pid._result import PIDResult
-from ._pid._validation import check_base
-from ._sampling import BIAS_CORRECTIONS, QUANTITIES, PIDEstimate, codes_pid, estimate_pid
+# (MEASURES is also imported from here, by skpid.distill.)
+from ._pid._validation import MEASURES, check_base, check_choice, check_int, check_real
+from ._sampling import (BIAS_CORRECTIONS, QUANTITIES, PIDEstimate, codes_pid, compact_codes,
+                        draw_seeds, estimate_pid)
 
-MEASURES = ("broja", "mmi", "gaussian")
 DISCRETIZERS = ("kmeans", "quantile", "passthrough")
 SCORINGS = QUANTITIES + tuple(f"neg_{name}" for name in QUANTITIES)
 # Ridge on the correlation matrix of the Gaussian measure: keeps Cholesky factors of
@@ -36,50 +34,13 @@ GAUSSIAN_RIDGE = 1e-9
 GAUSSIAN_NOISE_WARNING_BITS = 0.05
 
 
-def _check_params(est) -> None:
-    """Validate the constructor parameters (called from fit, scikit-learn style)."""
-    if est.measure not in MEASURES:
-        raise ValueError(f"measure must be one of {MEASURES}; got {est.measure!r}.")
-    if not (isinstance(est.discretizer, str) and est.discretizer in DISCRETIZERS
-            or hasattr(est.discretizer, "fit") and hasattr(est.discretizer, "transform")):
-        raise ValueError(f"discretizer must be one of {DISCRETIZERS} or a transformer "
-                         f"returning one code column; got {est.discretizer!r}.")
-    check_positive_int(est.n_clusters, "n_clusters")
-    check_positive_int(est.n_components, "n_components")
-    check_base(est.base)
-    if est.scoring not in SCORINGS:
-        raise ValueError(f"scoring must be one of {SCORINGS}; got {est.scoring!r}.")
-    if est.bias_correction not in BIAS_CORRECTIONS:
-        raise ValueError(f"bias_correction must be one of {BIAS_CORRECTIONS}; "
-                         f"got {est.bias_correction!r}.")
-    check_positive_int(est.n_permutations, "n_permutations")
-    check_positive_int(est.n_bootstrap, "n_bootstrap", minimum=0)
-    if (isinstance(est.confidence, bool) or not isinstance(est.confidence, numbers.Real)
-            or not 0 < est.confidence < 1):
-        raise ValueError(f"confidence must be a number in (0, 1); got {est.confidence!r}.")
+def fit_seeds(random_state) -> tuple:
+    """The seeds of a fit: ``(teacher block, student block, surrogates)``.
 
-
-def _make_block_transformer(est, seed, n_features):
-    """A fresh (unfitted) discretizer or, for the Gaussian measure, projection."""
-    if est.measure == "gaussian":
-        pca = PCA(n_components=est.n_components, random_state=seed)
-        # Unit-norm rows (or, without normalisation, rows divided by a power of two):
-        # the PCA's squares then neither overflow nor underflow, whatever the units.
-        proj = make_pipeline(RowScaler(normalize=est.normalize), pca)
-        # Internal steps return arrays whatever the global set_output configuration.
-        return proj.set_output(transform="default")
-    if not isinstance(est.discretizer, str):
-        disc = clone(est.discretizer)
-        if "random_state" in disc.get_params():
-            disc.set_params(random_state=seed)
-        return disc.set_output(transform="default") if hasattr(disc, "set_output") else disc
-    if est.discretizer == "kmeans":
-        return KMeansDiscretizer(n_clusters=est.n_clusters, n_components=est.n_components,
-                                 normalize=est.normalize, random_state=seed)
-    if est.discretizer == "quantile":
-        return QuantileDiscretizer(n_bins=max(est.n_clusters, 2),
-                                   n_components=est.n_components, random_state=seed)
-    return PassthroughDiscretizer()
+    :func:`~skpid.score_chunks` seeds its discretizers with the first two, so that it
+    gives the codes of :func:`score_representations` when its sample is every row.
+    """
+    return tuple(draw_seeds(random_state, 3))
 
 
 def _columns(X, cols):
@@ -87,19 +48,6 @@ def _columns(X, cols):
     if len(cols) and cols[-1] - cols[0] == len(cols) - 1 and np.all(np.diff(cols) == 1):
         return X[:, cols[0]:cols[-1] + 1]
     return X[:, cols]
-
-
-def _fit_block(est, seed, X, name):
-    """Fit a fresh block transformer, naming the block in its warnings; return it and
-    the transformed ``X`` (codes or projections)."""
-    transformer = _make_block_transformer(est, seed, X.shape[1])
-    if est.measure == "gaussian":
-        pca = transformer.steps[-1][1] if hasattr(transformer, "steps") else transformer
-        pca.set_params(n_components=min(pca.n_components, *X.shape))
-    with named_warnings(f"{name} block"):
-        with np.errstate(invalid="ignore", divide="ignore"):  # PCA of a constant block
-            out = transformer.fit_transform(X)
-    return transformer, np.asarray(out)
 
 
 @contextmanager
@@ -262,7 +210,10 @@ boolean mask or callable, default=None
         atoms clipped at 0, informations rebuilt from them); see ``skpid._sampling``.
     n_permutations : int, default=20
     n_bootstrap : int, default=0
-        Number of bootstrap resamples for confidence intervals (0: none).
+        Number of bootstrap resamples for confidence intervals (0: none): the basic
+        bootstrap interval of each quantity (as ``scipy.stats.bootstrap(...,
+        method="basic")``, clipped at 0), of the reported, possibly bias-corrected,
+        statistic; see ``skpid._sampling``.
     confidence : float, default=0.95
         Level of the bootstrap intervals.
     n_jobs : int or None, default=None
@@ -354,7 +305,7 @@ boolean mask or callable, default=None
         -------
         self : PIDEstimator
         """
-        _check_params(self)
+        self._check_params()
         X_in = X = tensor_to_numpy(X)
         if y is not None:  # (None: scikit-learn's own message, below)
             y = check_label_array(y, "y", allow_column=True)
@@ -364,15 +315,13 @@ boolean mask or callable, default=None
             raise ValueError(f"X has {X.shape[1]} feature(s); PIDEstimator needs at least 2 "
                              "(a teacher and a student column).")
         self.teacher_columns_, self.student_columns_ = self._resolve_columns(X_in, X.shape[1])
-        rng = check_random_state(self.random_state)
-        seed_t, seed_s, seed_sampling = rng.randint(np.iinfo(np.int32).max, size=3)
-        y_codes, continuous_y = self._encode_fit_target(y)
-        self.teacher_transformer_, zt = _fit_block(
-            self, seed_t, _columns(X, self.teacher_columns_), "teacher")
-        self.student_transformer_, zs = _fit_block(
-            self, seed_s, _columns(X, self.student_columns_), "student")
-        n_classes = len(self.classes_) if self.classes_ is not None else 0
-        fn = self._pid_function(zt, zs, y_codes, continuous_y, n_classes)
+        seed_t, seed_s, seed_sampling = fit_seeds(self.random_state)
+        y_codes, continuous_y, _ = self._encode_target(y, fit=True)
+        self.teacher_transformer_, zt = self._fit_block(
+            seed_t, _columns(X, self.teacher_columns_), "teacher")
+        self.student_transformer_, zs = self._fit_block(
+            seed_s, _columns(X, self.student_columns_), "student")
+        fn = self._pid_function(zt, zs, y_codes, continuous_y)
         self.result_ = estimate_pid(
             fn, X.shape[0], bias_correction=self.bias_correction,
             n_permutations=self.n_permutations, n_bootstrap=self.n_bootstrap,
@@ -405,40 +354,116 @@ boolean mask or callable, default=None
                           "those features.", UserWarning, stacklevel=3)
         return teacher, student
 
-    def _encode_fit_target(self, y):
-        """Integer codes of y (and the continuous column for the Gaussian measure)."""
-        if is_continuous(y):
-            if self.measure != "gaussian":
+    def _check_params(self) -> None:
+        """Validate the constructor parameters (called from fit, scikit-learn style)."""
+        check_choice(self.measure, "measure", MEASURES)
+        if isinstance(self.discretizer, str) or not (hasattr(self.discretizer, "fit")
+                                                     and hasattr(self.discretizer, "transform")):
+            check_choice(self.discretizer, "discretizer", DISCRETIZERS,
+                         alternative="a transformer returning one code column")
+        check_int(self.n_clusters, "n_clusters")
+        check_int(self.n_components, "n_components")
+        check_base(self.base)
+        check_choice(self.scoring, "scoring", SCORINGS)
+        check_choice(self.bias_correction, "bias_correction", BIAS_CORRECTIONS)
+        check_int(self.n_permutations, "n_permutations")
+        check_int(self.n_bootstrap, "n_bootstrap", minimum=0)
+        check_real(self.confidence, "confidence", "a number in (0, 1)",
+                   valid=lambda v: 0 < v < 1)
+
+    def _make_block_transformer(self, seed):
+        """A fresh (unfitted) discretizer or, for the Gaussian measure, projection."""
+        if self.measure == "gaussian":
+            pca = PCA(n_components=self.n_components, random_state=seed)
+            # Unit-norm rows (or, without normalisation, rows divided by a power of two):
+            # the PCA's squares then neither overflow nor underflow, whatever the units.
+            proj = make_pipeline(RowScaler(normalize=self.normalize), pca)
+            # Internal steps return arrays whatever the global set_output configuration.
+            return proj.set_output(transform="default")
+        if not isinstance(self.discretizer, str):
+            disc = clone(self.discretizer)
+            if "random_state" in disc.get_params():
+                disc.set_params(random_state=seed)
+            return disc.set_output(transform="default") if hasattr(disc, "set_output") else disc
+        if self.discretizer == "kmeans":
+            return KMeansDiscretizer(n_clusters=self.n_clusters,
+                                     n_components=self.n_components,
+                                     normalize=self.normalize, random_state=seed)
+        if self.discretizer == "quantile":
+            return QuantileDiscretizer(n_bins=max(self.n_clusters, 2),
+                                       n_components=self.n_components, random_state=seed)
+        return PassthroughDiscretizer()
+
+    def _fit_block(self, seed, X, name):
+        """Fit a fresh block transformer, naming the block in its warnings; return it and
+        the transformed ``X`` (codes or projections)."""
+        transformer = self._make_block_transformer(seed)
+        if self.measure == "gaussian":
+            pca = transformer.steps[-1][1] if hasattr(transformer, "steps") else transformer
+            pca.set_params(n_components=min(pca.n_components, *X.shape))
+        with named_warnings(f"{name} block"):
+            with np.errstate(invalid="ignore", divide="ignore"):  # PCA of a constant block
+                out = transformer.fit_transform(X)
+        return transformer, np.asarray(out)
+
+    def _encode_target(self, y, *, fit: bool) -> tuple:
+        """``y`` as the PID sees it: ``(codes, continuous, extra)``.
+
+        Class labels become their indices into ``classes_``, fitted here when ``fit``.
+        When scoring, labels of the type seen in fit but not among ``classes_`` share one
+        extra code ``len(classes_)`` (``extra`` is then 1, else 0), with a warning.  A
+        continuous target (``measure="gaussian"`` only; ``classes_`` is None) is returned
+        as a float64 column ``continuous``, with all-zero codes.
+        """
+        if fit:
+            continuous = is_continuous(y)
+            if continuous and self.measure != "gaussian":
                 raise ValueError(f"y is continuous (non-integral values such as "
                                  f"{format_labels(y[y != np.round(y)][:3])}); the discrete "
                                  "measures need class labels. Use measure='gaussian' for a "
                                  "continuous target, or bin y.")
+            if not continuous:
+                self.classes_, codes = encode_labels(y, "y")
+                if len(self.classes_) < 2:
+                    warnings.warn(f"y has a single class {format_labels(self.classes_)}: "
+                                  "H(Y) = 0, so every atom and information is 0.",
+                                  UserWarning, stacklevel=3)
+                return codes, None, 0
             self.classes_ = None
+        if self.classes_ is None:
+            if label_kind(y) != "number":
+                raise ValueError(f"y must be numbers: the estimator was fitted on a "
+                                 f"continuous target; got {format_labels(y[:3])}.")
             y = y.astype(np.float64)
-            if np.ptp(y) == 0:
+            if fit and np.ptp(y) == 0:
                 raise ValueError("y is constant; it carries no information to decompose.")
-            return np.zeros(len(y), dtype=np.int64), y
-        self.classes_, y_codes = encode_labels(y, "y")
-        if len(self.classes_) < 2:
-            warnings.warn(f"y has a single class {format_labels(self.classes_)}: H(Y) = 0, so "
-                          "every atom and information is 0.", UserWarning, stacklevel=3)
-        return y_codes, None
+            return np.zeros(len(y), dtype=np.int64), y, 0
+        n_classes = len(self.classes_)
+        codes = transform_labels(y, self.classes_, "y", unseen="extra")
+        unseen = codes == n_classes
+        if unseen.all():
+            raise ValueError(f"y holds none of the classes seen in fit: got "
+                             f"{format_labels(y)}, the classes seen in fit are "
+                             f"{format_labels(self.classes_)}.")
+        if unseen.any():
+            warnings.warn(f"y holds labels not seen in fit ({format_labels(y[unseen])}, "
+                          f"{int(unseen.sum())} samples); they are scored as one extra "
+                          f"class next to the classes seen in fit "
+                          f"{format_labels(self.classes_)}.", UserWarning, stacklevel=3)
+        return codes, None, int(unseen.any())
 
-    def _pid_function(self, zt, zs, y_codes, continuous_y, n_classes, extra_class=0):
+    def _pid_function(self, zt, zs, y_codes, continuous_y, extra_class=0):
         """``fn(rows, y_rows) -> PIDResult`` on transformed blocks (see estimate_pid)."""
+        n_classes = (0 if self.classes_ is None else len(self.classes_)) + extra_class
         if self.measure == "gaussian":
-            ymat = _target_matrix(y_codes, n_classes + extra_class, continuous_y)
+            ymat = _target_matrix(y_codes, n_classes, continuous_y)
             n_target = int(np.count_nonzero(np.ptp(ymat, axis=0) > 0))
             if n_target:  # (no varying target: every quantity is 0, nothing to check)
                 _check_gaussian_size(len(ymat), zt.shape[1], zs.shape[1], n_target,
                                      warn=self.bias_correction is None)
             return partial(_gaussian_rows_pid, zt, zs, ymat, "broja", float(self.base))
-        # Only codes that occur matter to a plug-in PID (empty cells carry no mass), and
-        # compacting them keeps the table small even when a discretizer could emit very
-        # many codes (quantile bins of several components).
-        t = np.unique(_as_codes(zt), return_inverse=True)[1].ravel()
-        s = np.unique(_as_codes(zs), return_inverse=True)[1].ravel()
-        shape = (int(t.max()) + 1, int(s.max()) + 1, max(n_classes + extra_class, 1))
+        t, s = compact_codes(_as_codes(zt)), compact_codes(_as_codes(zs))
+        shape = (int(t.max()) + 1, int(s.max()) + 1, max(n_classes, 1))
         return partial(codes_pid, t, s, y_codes, shape, self.measure, float(self.base))
 
     # -- using the fit ---------------------------------------------------------------------
@@ -529,28 +554,8 @@ boolean mask or callable, default=None
         X, y = validate_data(self, tensor_to_numpy(X), y, reset=False,
                              dtype=[np.float64, np.float32], ensure_min_samples=2)
         zt, zs = self._transform_blocks(X)
-        continuous_y, n_classes, extra = None, 0, 0
-        if self.classes_ is None:
-            if label_kind(y) != "number":
-                raise ValueError(f"y must be numbers: the estimator was fitted on a "
-                                 f"continuous target; got {format_labels(y[:3])}.")
-            continuous_y = y.astype(np.float64)
-            y_codes = np.zeros(len(y), dtype=np.int64)
-        else:
-            n_classes = len(self.classes_)
-            y_codes = transform_labels(y, self.classes_, "y", unseen="extra")
-            unseen = y_codes == n_classes
-            if unseen.all():
-                raise ValueError(f"y holds none of the classes seen in fit: got "
-                                 f"{format_labels(y)}, the classes seen in fit are "
-                                 f"{format_labels(self.classes_)}.")
-            if unseen.any():
-                warnings.warn(f"y holds labels not seen in fit ({format_labels(y[unseen])}, "
-                              f"{int(unseen.sum())} samples); they are scored as one extra "
-                              f"class next to the classes seen in fit "
-                              f"{format_labels(self.classes_)}.", UserWarning, stacklevel=2)
-            extra = int(unseen.any())
-        fn = self._pid_function(zt, zs, y_codes, continuous_y, n_classes, extra)
+        y_codes, continuous_y, extra = self._encode_target(y, fit=False)
+        fn = self._pid_function(zt, zs, y_codes, continuous_y, extra)
         result = estimate_pid(fn, X.shape[0], bias_correction=self.bias_correction,
                               n_permutations=self.n_permutations, n_jobs=self.n_jobs,
                               random_state=self.random_state)
@@ -626,11 +631,18 @@ def check_triple(teacher, student, y, chunk=None) -> tuple:
     T = _check_block(teacher, f"teacher{where}")
     S = _check_block(student, f"student{where}")
     y = check_label_array(y, f"y{where}")
-    lengths = {"teacher": len(T), "student": len(S), "y": len(y)}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"{'' if chunk is None else f'chunk {chunk}: '}teacher, student and "
-                         f"y must have the same number of samples; got {lengths}.")
+    check_n_samples({"teacher": len(T), "student": len(S), "y": len(y)},
+                    "" if chunk is None else f"chunk {chunk}: ")
     return T, S, y
+
+
+def check_n_samples(lengths: dict, prefix: str = "") -> int:
+    """The common number of samples of paired arrays (``{"teacher": n_t, "student": n_s,
+    "y": n_y}``); a ``ValueError`` (its message starting with ``prefix``) if they differ."""
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"{prefix}teacher, student and y must have the same number of "
+                         f"samples; got {lengths}.")
+    return next(iter(lengths.values()))
 
 
 def score_representations(teacher, student, y, *, n_clusters: int = 10,

@@ -310,8 +310,9 @@ def transform_labels(y, classes: np.ndarray, name: str = "y", *,
         When ``y`` holds labels of another type than ``classes`` (e.g. strings against
         integer classes), or unseen labels with ``unseen="error"``.
     """
-    if unseen not in ("error", "extra"):
-        raise ValueError(f"unseen must be 'error' or 'extra'; got {unseen!r}.")
+    # Imported here, not above: skpid._pid imports this module.
+    from ._pid._validation import check_choice
+    check_choice(unseen, "unseen", ("error", "extra"))
     labels = check_label_array(y, name)
     classes = np.asarray(classes)
     _check_same_kind(labels, classes, name, "the classes seen in fit")

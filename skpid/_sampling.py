@@ -13,12 +13,18 @@ the k_T * k_S * |Y| cells are not well covered by the samples.  Two remedies:
   identities hold exactly for the reported numbers.  The correction is exact for
   independent data and conservative (it may over-subtract) when Y is strongly
   dependent on T and S.
-* ``n_bootstrap > 0``: rows are resampled with replacement; each replicate's plug-in PID
-  gives a deviation from the replicates' mean; the ``confidence`` interval is the
-  "basic" bootstrap interval of those deviations reflected about the reported estimate
-  (``[est - (q_hi - mean), est - (q_lo - mean)]``, lower end clipped at 0).  Reflecting
-  about the reported estimate keeps the interval centred on the bias-corrected value
-  when a correction is used.
+* ``n_bootstrap > 0``: rows are resampled with replacement and the reported statistic is
+  recomputed on each resample: the plug-in PID or, with the correction, the corrected
+  PID with the bias held at its value on the full sample.  The ``confidence`` interval
+  is the *basic* bootstrap interval of those replicates (Davison & Hinkley, *Bootstrap
+  Methods and their Application*, 1997; ``scipy.stats.bootstrap(..., method="basic")``):
+  ``[2 * est - q_hi, 2 * est - q_lo]`` with ``est`` the reported estimate and ``q_lo``,
+  ``q_hi`` the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the
+  replicates (linear interpolation); the lower end is then clipped at 0 and the upper
+  end at the lower (every quantity is an information, never negative).  The basic
+  interval rather than the percentile one ``[q_lo, q_hi]``: the plug-in is biased
+  upward and a resample, which repeats rows, more so; reflecting the quantiles about
+  the estimate moves the interval down by that excess, the percentile interval up.
 """
 
 from dataclasses import dataclass, field, fields
@@ -45,8 +51,9 @@ class PIDEstimate(PIDResult):
     Attributes
     ----------
     ci : dict or None
-        ``{name: (low, high)}`` for the four atoms and the three mutual informations, at
-        level ``confidence``; ``None`` without bootstrap.
+        ``{name: (low, high)}`` for the four atoms and the three mutual informations:
+        basic bootstrap intervals at level ``confidence`` (see :func:`basic_interval`);
+        ``None`` without bootstrap.
     confidence : float or None
         Level of ``ci``.
     bias : dict or None
@@ -73,6 +80,16 @@ class PIDEstimate(PIDResult):
         return f"{text[:-1]}, ci{self.confidence:g}=({cis}))"
 
 
+def draw_seeds(random_state, size: int) -> np.ndarray:
+    """``size`` seeds (int32 range) drawn from ``random_state`` (see
+    :func:`sklearn.utils.check_random_state`), e.g. one per surrogate or per block.
+
+    Every seeded step draws its seeds here, so that two entry points that draw the same
+    number from the same ``random_state`` seed their steps alike.
+    """
+    return check_random_state(random_state).randint(np.iinfo(np.int32).max, size=size)
+
+
 def joint_counts(t: np.ndarray, s: np.ndarray, y: np.ndarray, shape: tuple) -> np.ndarray:
     """Contingency table ``counts[t, s, y]`` of integer codes (one vectorised bincount)."""
     flat = np.ravel_multi_index((t, s, y), shape)
@@ -81,6 +98,24 @@ def joint_counts(t: np.ndarray, s: np.ndarray, y: np.ndarray, shape: tuple) -> n
 
 def _values(result: PIDResult) -> np.ndarray:
     return np.array([getattr(result, name) for name in QUANTITIES])
+
+
+# Only codes that occur matter to a plug-in PID (empty cells carry no mass), and a
+# discretizer may emit codes up to a large bound (quantile bins of several components)
+# while a table is allocated up to the largest code.  Samples held in memory are counted
+# on their codes renumbered over those that occur (compact_codes, for PIDEstimator); a
+# table counted chunk by chunk on the original codes loses its empty codes afterwards
+# (counts_pid, for score_chunks).  Both give the same counts.
+def compact_codes(codes: np.ndarray) -> np.ndarray:
+    """Codes renumbered 0, 1, ... (in increasing order) over the values that occur."""
+    return np.unique(codes, return_inverse=True)[1].ravel()
+
+
+def counts_pid(counts: np.ndarray, measure: str, base: float) -> PIDResult:
+    """Plug-in PID of a table ``counts[t, s, y]`` of teacher codes, student codes and
+    classes, without the teacher and student codes that no sample has."""
+    counts = counts[counts.sum(axis=(1, 2)) > 0][:, counts.sum(axis=(0, 2)) > 0]
+    return pid_from_counts(counts, measure=measure, base=base, tol=SOLVER_TOL)
 
 
 def codes_pid(t, s, y, shape, measure, base, rows=None, y_rows=None) -> PIDResult:
@@ -129,13 +164,12 @@ def estimate_pid(fn, n_samples: int, *, bias_correction=None, n_permutations: in
     surrogates; see the module docstring for the methods.
     """
     rng = check_random_state(random_state)
-    perm_seeds = rng.randint(np.iinfo(np.int32).max, size=n_permutations
-                             if bias_correction == "permutation" else 0)
-    boot_seeds = rng.randint(np.iinfo(np.int32).max, size=n_bootstrap)
+    perm_seeds = draw_seeds(rng, n_permutations if bias_correction == "permutation" else 0)
+    boot_seeds = draw_seeds(rng, n_bootstrap)
 
     raw_result = fn()
     raw = _values(raw_result)
-    estimate, bias, plugin = raw, None, None
+    estimate, bias, plugin, bias_values = raw, None, None, None
     if bias_correction == "permutation":
         surrogates = _run_surrogates(fn, n_samples, perm_seeds, "permutation", n_jobs,
                                      verbose)
@@ -147,11 +181,9 @@ def estimate_pid(fn, n_samples: int, *, bias_correction=None, n_permutations: in
     ci = None
     if n_bootstrap > 0:
         boot = _run_surrogates(fn, n_samples, boot_seeds, "bootstrap", n_jobs, verbose)
-        alpha = (1.0 - confidence) / 2.0
-        q_lo, q_hi = np.quantile(boot, [alpha, 1.0 - alpha], axis=0)
-        center = boot.mean(axis=0)
-        low = np.maximum(estimate - (q_hi - center), 0.0)
-        high = np.maximum(estimate - (q_lo - center), low)
+        if bias_values is not None:  # replicates of the reported, corrected, statistic
+            boot = _corrected(boot, bias_values)
+        low, high = basic_interval(estimate, boot, confidence)
         ci = {name: (float(lo), float(hi)) for name, lo, hi in zip(QUANTITIES, low, high)}
 
     values = dict(zip(QUANTITIES, (float(v) for v in estimate)))
@@ -161,8 +193,38 @@ def estimate_pid(fn, n_samples: int, *, bias_correction=None, n_permutations: in
                        bias=bias, plugin=plugin, n_samples=int(n_samples))
 
 
+def basic_interval(estimate: np.ndarray, replicates: np.ndarray, confidence: float) -> tuple:
+    """The basic bootstrap interval of each quantity, clipped to non-negative values.
+
+    Parameters
+    ----------
+    estimate : ndarray of shape (n_quantities,)
+        The reported estimate.
+    replicates : ndarray of shape (n_resamples, n_quantities)
+        The statistic on each bootstrap resample.
+    confidence : float
+        Level of the interval, in (0, 1).
+
+    Returns
+    -------
+    low, high : ndarray of shape (n_quantities,)
+        ``2 * estimate - q_hi`` and ``2 * estimate - q_lo``, ``q_lo`` and ``q_hi`` the
+        ``(1 -/+ confidence) / 2`` quantiles of ``replicates``: the interval of
+        ``scipy.stats.bootstrap(..., method="basic")``; then ``low`` is clipped at 0 and
+        ``high`` at ``low``.
+    """
+    alpha = (1.0 - confidence) / 2.0
+    q_lo, q_hi = np.quantile(replicates, [alpha, 1.0 - alpha], axis=0)
+    low = np.maximum(2.0 * estimate - q_hi, 0.0)
+    high = np.maximum(2.0 * estimate - q_lo, low)
+    return low, high
+
+
 def _corrected(raw: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Atoms minus their bias, clipped at 0; the informations rebuilt from the atoms."""
-    red, uni_t, uni_s, syn = np.maximum(raw[:4] - bias[:4], 0.0)
-    return np.array([red, uni_t, uni_s, syn, red + uni_t, red + uni_s,
-                     red + uni_t + uni_s + syn])
+    """Atoms minus their bias, clipped at 0; the informations rebuilt from the atoms.
+
+    ``raw`` holds the quantities along its last axis: one estimate, or one per row.
+    """
+    red, uni_t, uni_s, syn = np.moveaxis(np.maximum(raw[..., :4] - bias[:4], 0.0), -1, 0)
+    return np.stack([red, uni_t, uni_s, syn, red + uni_t, red + uni_s,
+                     red + uni_t + uni_s + syn], axis=-1)

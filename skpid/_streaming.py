@@ -11,6 +11,9 @@ PCA, KMeans) over row chunks, so that its memory is bounded by
 * KMeans is fitted on a uniform sample of at most ``sample_size`` rows, kept with
   Vitter's reservoir Algorithm R; every row then gets the code of its nearest centre.
 
+A fit in progress (those moments and that sample) is a :class:`StreamedFit`; a fitted
+discretizer keeps only its result, unless ``partial_fit`` is to extend it.
+
 :func:`score_chunks` uses two of them to compute the PID of labels into a teacher and a
 student representation that are read twice, chunk by chunk: a first pass fits both
 discretizers, a second assigns codes and counts the (teacher code, student code, class)
@@ -24,17 +27,15 @@ from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._discretize import (_BaseDiscretizer, _serial_threads, check_positive_int,
-                          fit_kmeans, fix_signs, flatten_samples, kmeans_codes,
-                          normalize_rows, normalizes, power_of_two_scale, top_eigenvectors)
-from ._estimator import check_triple, named_warnings
+from ._discretize import (_BaseKMeansDiscretizer, check_kmeans_params, fit_kmeans,
+                          flatten_samples, flip_signs, normalize_rows, normalizes, project,
+                          power_of_two_scale, serial_threads, top_eigenvectors)
+from ._estimator import check_n_samples, check_triple, fit_seeds, named_warnings
 from ._labels import fit_labels, format_labels, is_continuous, transform_labels
-from ._pid._core import pid_from_counts
-from ._pid._validation import check_base, check_measure
-from ._sampling import SOLVER_TOL, PIDEstimate, estimate_pid, joint_counts
+from ._pid._validation import PID_MEASURES, check_base, check_choice, check_int
+from ._sampling import PIDEstimate, counts_pid, draw_seeds, estimate_pid, joint_counts
 
 
 # -- building blocks -------------------------------------------------------------------------
@@ -76,7 +77,7 @@ def merge_moments(n: int, mean, scatter, rows) -> tuple:
         return n, mean, scatter
     block_mean = centred.mean(axis=0)
     centred -= block_mean
-    with _serial_threads():  # see fit_projection: a chunk's Gram product is small work
+    with serial_threads():  # see fit_projection: a chunk's Gram product is small work
         block_scatter = centred.T @ centred
     if n == 0:
         return n_block, block_mean, block_scatter
@@ -122,7 +123,128 @@ def replace_rows(sample: np.ndarray, slots: np.ndarray, rows: np.ndarray) -> Non
 
 
 # -- the discretizer -------------------------------------------------------------------------
-class ChunkedKMeansDiscretizer(_BaseDiscretizer):
+class StreamedFit:
+    """A fit of a :class:`ChunkedKMeansDiscretizer` in progress, fed chunk by chunk.
+
+    It holds what the fit accumulates: the count, mean and scatter matrix of the
+    (normalised) rows seen (float64, :func:`merge_moments`), a uniform sample of at most
+    ``sample_size`` of them (:func:`reservoir_update`) and the power of two they are divided
+    by.  :meth:`add` validates chunks against the discretizer and accumulates them;
+    :meth:`finish` fits the discretizer from what was accumulated: principal axes of the
+    scatter matrix, then KMeans on the projected sample.
+
+    The discretizer's ``fit`` and ``partial_fit`` drive their fits through it, and so does
+    :func:`score_chunks`, which feeds two discretizers from one stream, chunk by chunk, and
+    finishes each once.  It is also the state that ``partial_fit`` keeps between calls:
+    ``(sample_size + d) * d`` numbers for ``d`` features.
+
+    Parameters
+    ----------
+    disc : ChunkedKMeansDiscretizer
+        The discretizer to fit; its parameters are validated here.
+    """
+
+    def __init__(self, disc):
+        self.disc = disc
+        self.check_params()
+        self.n_seen, self.mean, self.scatter, self.sample = 0, None, None, None
+        # Read once: the sample cannot change size in the middle of a fit.
+        self.capacity = int(disc.sample_size)
+        self.rng = None
+        self.scale = 1.0
+
+    def check_params(self) -> None:
+        """Validate the discretizer's parameters (before any chunk is read)."""
+        disc = self.disc
+        n_clusters = check_kmeans_params(disc.n_clusters, disc.n_components, disc.n_init)[0]
+        check_int(disc.chunk_size, "chunk_size")
+        sample_size = check_int(disc.sample_size, "sample_size")
+        if sample_size < n_clusters:
+            raise ValueError(f"sample_size={sample_size} is smaller than n_clusters="
+                             f"{n_clusters}: KMeans needs at least n_clusters sample rows.")
+
+    def add(self, X):
+        """Add the rows of ``X`` to the moments and the sample, one chunk at a time.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+
+        Returns
+        -------
+        self : StreamedFit
+        """
+        disc = self.disc
+        for chunk in iter_row_chunks(X, int(disc.chunk_size)):
+            # The first chunk of a fit (re)sets n_features_in_ and feature names; the
+            # others are checked against them.
+            chunk = validate_data(disc, flatten_samples(chunk), reset=self.n_seen == 0,
+                                  dtype=[np.float64, np.float32])
+            Z = normalize_rows(chunk, disc.normalize)
+            if not normalizes(disc.normalize, Z.shape[1]):
+                Z = self._rescale(Z)
+            if self.rng is None and self.n_seen + len(Z) > self.capacity:
+                # Created only once the sample is full, so that with sample_size >= N a
+                # RandomState instance reaches KMeans as KMeansDiscretizer leaves it.
+                self.rng = np.random.default_rng(draw_seeds(disc.random_state, 1)[0])
+            self.sample = reservoir_update(self.sample, self.n_seen, Z, self.capacity,
+                                           self.rng)
+            self.n_seen, self.mean, self.scatter = merge_moments(
+                self.n_seen, self.mean, self.scatter, Z)
+        return self
+
+    def _rescale(self, Z: np.ndarray) -> np.ndarray:
+        """Rows kept in their own units, divided by the running power-of-two scale.
+
+        The scale is that of :class:`~skpid.KMeansDiscretizer` (the largest power of two
+        not above the largest ``|X|`` so far), so no square of the moments overflows or
+        underflows; when a chunk raises it, the moments and the sample gathered so far
+        are rescaled by the (exact, power-of-two) ratio, which leaves them as if every
+        row had been divided by the final scale.
+        """
+        scale = power_of_two_scale(Z)
+        if self.n_seen == 0:
+            self.scale = scale
+        elif scale > self.scale:
+            ratio = self.scale / scale
+            self.mean = self.mean * ratio
+            self.scatter = self.scatter * ratio * ratio
+            self.sample = self.sample * ratio
+            self.scale = scale
+        return Z / self.scale
+
+    def finish(self, stacklevel: int = 1):
+        """Fit the discretizer: principal axes of the scatter matrix, then KMeans on the
+        projected sample.  More chunks may be added afterwards and the fit finished again.
+
+        Parameters
+        ----------
+        stacklevel : int, default=1
+            Of a warning about too few distinct rows, counted from the caller of this
+            method, as for :func:`warnings.warn`.
+
+        Returns
+        -------
+        disc : ChunkedKMeansDiscretizer
+            The fitted discretizer.
+        """
+        disc, n = self.disc, self.n_seen
+        if n < 2:
+            raise ValueError(f"{type(disc).__name__} needs at least 2 samples to fit; got "
+                             f"{n} sample{'' if n == 1 else 's'}.")
+        disc.n_components_ = min(int(disc.n_components), n, disc.n_features_in_)
+        disc.scale_ = self.scale
+        disc.mean_ = self.mean
+        disc.components_ = flip_signs(top_eigenvectors(self.scatter, disc.n_components_))
+        disc.kmeans_, disc.n_clusters_ = fit_kmeans(
+            project(self.sample, disc.mean_, disc.components_), int(disc.n_clusters),
+            int(disc.n_init), disc.random_state, stacklevel=stacklevel + 1)
+        disc.n_codes_ = disc.n_clusters_
+        disc.n_samples_seen_ = n
+        return disc
+
+
+class ChunkedKMeansDiscretizer(_BaseKMeansDiscretizer):
     """The paper's discretizer in bounded memory: streamed PCA, KMeans on a row sample.
 
     Same pipeline and parameters as :class:`~skpid.KMeansDiscretizer` (flatten,
@@ -134,12 +256,12 @@ class ChunkedKMeansDiscretizer(_BaseDiscretizer):
     * KMeans is fitted on a uniform random sample of at most ``sample_size`` rows
       (reservoir sampling); ``transform`` then gives every row its nearest centre.
 
-    Memory is ``O(chunk_size * d + sample_size * d + d**2)`` for ``d`` features,
-    independent of the number of rows: e.g. about 200 MB for ``d = 512`` with the
-    defaults.  The d x d covariance makes it unsuitable for very wide inputs (``d`` of
-    tens of thousands: 8 d**2 bytes).  With ``sample_size`` at least the number of rows,
-    the sample is all rows in order and the codes are those of ``KMeansDiscretizer``
-    with the same seed, up to round-off.
+    Memory while fitting is ``O(chunk_size * d + sample_size * d + d**2)`` for ``d``
+    features, independent of the number of rows: e.g. about 200 MB for ``d = 512`` with
+    the defaults.  The d x d covariance makes it unsuitable for very wide inputs (``d`` of
+    tens of thousands: 8 d**2 bytes).  A fitted discretizer is small (see Notes).  With
+    ``sample_size`` at least the number of rows, the sample is all rows in order and the
+    codes are those of ``KMeansDiscretizer`` with the same seed, up to round-off.
 
     Parameters
     ----------
@@ -148,8 +270,9 @@ class ChunkedKMeansDiscretizer(_BaseDiscretizer):
         one KMeans initialisation by default); ``n_clusters`` is reduced, with a
         warning, when the projected sample has fewer distinct rows.
     sample_size : int, default=20000
-        At most this many rows (a uniform sample) are kept for KMeans; at least
-        ``n_clusters``.  Read at the first call of ``fit`` / ``partial_fit``.
+        At most this many rows (a uniform sample) are kept for KMeans while fitting; at
+        least ``n_clusters``.  Read when a fit starts (``fit``, or the first call of
+        ``partial_fit``).
     chunk_size : int, default=10000
         Rows processed at a time by ``fit``, ``partial_fit`` and ``transform``.
     random_state : int, RandomState instance or None, default=None
@@ -185,6 +308,19 @@ class ChunkedKMeansDiscretizer(_BaseDiscretizer):
     KMeansDiscretizer : the same on data held in memory.
     score_chunks : the PID of two streamed representations.
 
+    Notes
+    -----
+    What a fitted discretizer keeps (in memory and in pickles):
+
+    * after :meth:`fit`, only what :meth:`transform` needs: the axes, the mean and the
+      KMeans centres, ``O(n_components * d)`` numbers (under 1 MB at ``d = 512``).  The
+      row sample and the d x d scatter matrix (40 to 80 MB at ``d = 512`` with the
+      defaults) are dropped at the end of ``fit``, so a later :meth:`partial_fit` cannot
+      extend its fit and starts a new one, with a ``UserWarning``;
+    * after :meth:`partial_fit`, also the row sample and the scatter matrix, which the
+      next call extends.  They travel with a pickle, so a streamed fit can be saved and
+      resumed; a call of :meth:`fit` drops them.
+
     Examples
     --------
     >>> import numpy as np
@@ -209,6 +345,9 @@ class ChunkedKMeansDiscretizer(_BaseDiscretizer):
     def fit(self, X, y=None):
         """Fit the projection on all rows and the clustering on a sample, chunk by chunk.
 
+        Keeps only what :meth:`transform` needs (see Notes): a later
+        :meth:`partial_fit` starts a new fit.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, ...)
@@ -221,14 +360,19 @@ class ChunkedKMeansDiscretizer(_BaseDiscretizer):
         -------
         self : ChunkedKMeansDiscretizer
         """
-        return self._fit(X, restart=True)
+        streamed = StreamedFit(self)
+        vars(self).pop("_streamed_fit", None)  # a fit starts over: earlier rows are gone
+        return streamed.add(X).finish(stacklevel=2)
 
     def partial_fit(self, X, y=None):
-        """Add the rows of ``X`` to the fit (the first call starts a new one).
+        """Add the rows of ``X`` to the fit of the earlier calls of ``partial_fit``.
 
-        The estimator is usable after every call: each one ends with a small eigensolve
-        (``n_components`` eigenpairs of the d x d covariance) and a KMeans fit on the
-        sample, so call it with large blocks.  At least 2 rows must have been seen in all.
+        The first call starts a new fit, and so does a call after :meth:`fit` (with a
+        ``UserWarning``): ``fit`` does not keep the state a fit is extended from (see
+        Notes).  The estimator is usable after every call: each one ends with a small
+        eigensolve (``n_components`` eigenpairs of the d x d scatter matrix) and a KMeans
+        fit on the sample, so call it with large blocks.  At least 2 rows must have been
+        seen in all.
 
         Parameters
         ----------
@@ -240,7 +384,18 @@ class ChunkedKMeansDiscretizer(_BaseDiscretizer):
         -------
         self : ChunkedKMeansDiscretizer
         """
-        return self._fit(X, restart=not hasattr(self, "_n_seen"))
+        streamed = getattr(self, "_streamed_fit", None)
+        if streamed is None:
+            if hasattr(self, "n_samples_seen_"):
+                warnings.warn(f"partial_fit after fit starts a new fit: fit keeps only what "
+                              f"transform needs, not the row sample and scatter matrix a "
+                              f"fit is extended from, so the {self.n_samples_seen_} rows "
+                              "of fit are not part of it. To fit in several calls, call "
+                              "partial_fit from the start.", UserWarning, stacklevel=2)
+            streamed = self._streamed_fit = StreamedFit(self)
+        else:
+            streamed.check_params()
+        return streamed.add(X).finish(stacklevel=2)
 
     def transform(self, X):
         """The cluster of every row, ``chunk_size`` rows at a time.
@@ -254,91 +409,9 @@ class ChunkedKMeansDiscretizer(_BaseDiscretizer):
         codes : ndarray of shape (n_samples, 1), dtype int64
         """
         check_is_fitted(self)
-        chunk_size = check_positive_int(self.chunk_size, "chunk_size")
-        codes = [kmeans_codes(self, chunk) for chunk in iter_row_chunks(X, chunk_size)]
+        chunk_size = check_int(self.chunk_size, "chunk_size")
+        codes = [self._codes(chunk) for chunk in iter_row_chunks(X, chunk_size)]
         return np.concatenate(codes)[:, None]
-
-    # -- internals -------------------------------------------------------------------------
-    def _check_params(self) -> None:
-        n_clusters = check_positive_int(self.n_clusters, "n_clusters")
-        check_positive_int(self.n_components, "n_components")
-        check_positive_int(self.n_init, "n_init")
-        check_positive_int(self.chunk_size, "chunk_size")
-        sample_size = check_positive_int(self.sample_size, "sample_size")
-        if sample_size < n_clusters:
-            raise ValueError(f"sample_size={sample_size} is smaller than n_clusters="
-                             f"{n_clusters}: KMeans needs at least n_clusters sample rows.")
-
-    def _fit(self, X, restart: bool):
-        self._check_params()
-        if restart:
-            self._reset()
-        self._accumulate(X)
-        return self._finalize(stacklevel=4)  # the caller of fit / partial_fit
-
-    def _reset(self) -> None:
-        """Forget every row seen (the state that ``partial_fit`` extends)."""
-        self._n_seen, self._mean, self._scatter, self._sample = 0, None, None, None
-        self._capacity = int(self.sample_size)
-        self._rng = None
-        self._scale = 1.0
-
-    def _accumulate(self, X) -> None:
-        """Add the rows of ``X`` to the moments and the sample, one chunk at a time."""
-        for chunk in iter_row_chunks(X, int(self.chunk_size)):
-            # The first chunk of a fit (re)sets n_features_in_ and feature names; the
-            # others are checked against them.
-            chunk = validate_data(self, flatten_samples(chunk), reset=self._n_seen == 0,
-                                  dtype=[np.float64, np.float32])
-            Z = normalize_rows(chunk, self.normalize)
-            if not normalizes(self.normalize, Z.shape[1]):
-                Z = self._rescale(Z)
-            if self._rng is None and self._n_seen + len(Z) > self._capacity:
-                # Created only once the sample is full, so that with sample_size >= N a
-                # RandomState instance reaches KMeans as KMeansDiscretizer leaves it.
-                seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-                self._rng = np.random.default_rng(seed)
-            self._sample = reservoir_update(self._sample, self._n_seen, Z, self._capacity,
-                                            self._rng)
-            self._n_seen, self._mean, self._scatter = merge_moments(
-                self._n_seen, self._mean, self._scatter, Z)
-
-    def _rescale(self, Z: np.ndarray) -> np.ndarray:
-        """Rows kept in their own units, divided by the running power-of-two scale.
-
-        The scale is that of :class:`~skpid.KMeansDiscretizer` (the largest power of two
-        not above the largest ``|X|`` so far), so no square of the moments overflows or
-        underflows; when a chunk raises it, the moments and the sample gathered so far
-        are rescaled by the (exact, power-of-two) ratio, which leaves them as if every
-        row had been divided by the final scale.
-        """
-        scale = power_of_two_scale(Z)
-        if self._n_seen == 0:
-            self._scale = scale
-        elif scale > self._scale:
-            ratio = self._scale / scale
-            self._mean = self._mean * ratio
-            self._scatter = self._scatter * ratio * ratio
-            self._sample = self._sample * ratio
-            self._scale = scale
-        return Z / self._scale
-
-    def _finalize(self, stacklevel: int):
-        """Principal axes from the covariance, then KMeans on the projected sample."""
-        n = self._n_seen
-        if n < 2:
-            raise ValueError(f"{type(self).__name__} needs at least 2 samples to fit; got "
-                             f"{n} sample{'' if n == 1 else 's'}.")
-        self.n_components_ = min(int(self.n_components), n, self.n_features_in_)
-        self.scale_ = self._scale
-        self.mean_ = self._mean
-        self.components_ = fix_signs(top_eigenvectors(self._scatter, self.n_components_))
-        self.kmeans_, self.n_clusters_ = fit_kmeans(
-            self._project(self._sample), int(self.n_clusters), int(self.n_init),
-            self.random_state, stacklevel=stacklevel)
-        self.n_codes_ = self.n_clusters_
-        self.n_samples_seen_ = n
-        return self
 
 
 # -- scoring -----------------------------------------------------------------------------------
@@ -407,25 +480,23 @@ def score_chunks(chunks, *, n_clusters: int = 10, n_components: int = 5,
     >>> round(r.mi_teacher, 3), r.mi_student < 0.01, r.n_samples
     (1.0, True, 4000)
     """
-    measure = check_measure(measure)
+    check_choice(measure, "measure", PID_MEASURES)
     base = check_base(base)
-    stream = _as_stream(chunks, check_positive_int(chunk_size, "chunk_size"))
-    # The seeds score_representations (PIDEstimator) draws, so that both give the same
-    # codes when the sample is every row.
-    seed_t, seed_s, _ = check_random_state(random_state).randint(np.iinfo(np.int32).max,
-                                                                  size=3)
-    blocks = {name: ChunkedKMeansDiscretizer(
-                  n_clusters, n_components, normalize=normalize, sample_size=sample_size,
-                  chunk_size=chunk_size, random_state=seed)
-              for name, seed in (("teacher", seed_t), ("student", seed_s))}
-    for disc in blocks.values():
-        disc._check_params()
-        disc._reset()
+    stream = _as_stream(chunks, check_int(chunk_size, "chunk_size"))
+    # The seeds of score_representations' discretizers, so that both give the same codes
+    # when the sample is every row.
+    seed_t, seed_s, _ = fit_seeds(random_state)
+    fits = {name: StreamedFit(ChunkedKMeansDiscretizer(
+                n_clusters, n_components, normalize=normalize, sample_size=sample_size,
+                chunk_size=chunk_size, random_state=seed))
+            for name, seed in (("teacher", seed_t), ("student", seed_s))}
 
-    n_rows, classes = _fit_pass(stream(), blocks)
-    for name, disc in blocks.items():
+    n_rows, classes = _fit_pass(stream(), fits)
+    blocks = {}
+    for name, streamed in fits.items():
         with named_warnings(f"{name} block"):
-            disc._finalize(stacklevel=3)
+            blocks[name] = streamed.finish(stacklevel=2)
+    del fits, streamed  # the samples and scatter matrices: only the codes are needed now
     if len(classes) < 2:
         warnings.warn(f"y has a single class {format_labels(classes)}: H(Y) = 0, so every "
                       "atom and information is 0.", UserWarning, stacklevel=2)
@@ -434,22 +505,18 @@ def score_chunks(chunks, *, n_clusters: int = 10, n_components: int = 5,
         raise ValueError(f"the second pass over chunks yielded {n_second} rows, the first "
                          f"{n_rows}; chunks() must return a fresh iterable of the same data "
                          "each time it is called.")
-
-    # Only codes that occur matter to a plug-in PID; dropping the others gives the table
-    # PIDEstimator builds from the same codes.
-    counts = counts[counts.sum(axis=(1, 2)) > 0][:, counts.sum(axis=(0, 2)) > 0]
-    return estimate_pid(partial(pid_from_counts, counts, measure=measure, base=base,
-                                tol=SOLVER_TOL), n_rows)
+    return estimate_pid(partial(counts_pid, counts, measure, base), n_rows)
 
 
-def _fit_pass(chunks, blocks: dict) -> tuple:
-    """Pass 1: moments and samples of both representations, and the sorted classes;
-    returns the number of rows and the classes."""
+def _fit_pass(chunks, fits: dict) -> tuple:
+    """Pass 1: moments and samples of both representations (``fits``: name ->
+    :class:`StreamedFit`), and the sorted classes; returns the number of rows and the
+    classes."""
     n_rows, classes = 0, None
     for i, (teacher, student, y) in _triples(chunks):
         for name, block in (("teacher", teacher), ("student", student)):
             with _naming_errors(f"{name} chunk {i}"):
-                blocks[name]._accumulate(block)
+                fits[name].add(block)
         with _naming_errors(f"y chunk {i}"):
             if is_continuous(y):
                 raise ValueError("continuous values; score_chunks needs class labels (bin "
@@ -495,11 +562,8 @@ def _as_stream(chunks, chunk_size: int):
     if len(chunks) != 3:
         raise ValueError("chunks as a tuple must be (teacher, student, y); got a tuple of "
                          f"{len(chunks)}.")
-    lengths = {name: _n_rows(a, name) for name, a in zip(("teacher", "student", "y"), chunks)}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f"teacher, student and y must have the same number of samples; "
-                         f"got {lengths}.")
-    n = lengths["y"]
+    n = check_n_samples({name: _n_rows(a, name)
+                         for name, a in zip(("teacher", "student", "y"), chunks)})
 
     def slices():
         for start in range(0, n, chunk_size):

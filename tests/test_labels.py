@@ -119,6 +119,21 @@ def test_fit_and_transform_pair():
         transform_labels([1], classes, unseen="drop")
 
 
+@pytest.mark.parametrize("y", [np.array([3, 1, 3, 7]), np.array(["dog", "cat", "eel"]),
+                               np.array([True, False, True]), np.array([2.0, -1.0, 2.0])])
+def test_fit_and_transform_are_a_label_encoder(y):
+    # What a classifier needs: classes_ as scikit-learn's LabelEncoder finds them, y as
+    # indices into them, and a ValueError naming y for labels not seen in fit.
+    from sklearn.preprocessing import LabelEncoder
+    encoder = LabelEncoder().fit(y)
+    classes = fit_labels(y)
+    np.testing.assert_array_equal(classes, encoder.classes_)
+    np.testing.assert_array_equal(transform_labels(y[::-1], classes),
+                                  encoder.transform(y[::-1]))
+    with pytest.raises(ValueError, match=r"^y holds labels not seen in fit"):
+        transform_labels(classes[:1], classes[1:])
+
+
 def test_helpers():
     assert label_kind(np.array([1.5])) == "number" and label_kind(np.array(["a"])) == "str"
     assert label_kind(check_label_array([(1,), (2,)])) == "tuple"

@@ -97,8 +97,41 @@ def test_fit_restarts_and_partial_fit_continues():
     assert disc.n_samples_seen_ == 300
     disc.fit(X[:50])
     assert disc.n_samples_seen_ == 50
-    disc.partial_fit(X[50:80])
-    assert disc.n_samples_seen_ == 80
+    # fit keeps no state to extend: partial_fit starts a new fit, and says so.
+    with pytest.warns(UserWarning, match="partial_fit after fit starts a new fit"):
+        disc.partial_fit(X[50:80])
+    assert disc.n_samples_seen_ == 30
+    disc.partial_fit(X[80:100])
+    assert disc.n_samples_seen_ == 50
+
+
+def test_partial_fit_after_fit_is_a_fresh_partial_fit():
+    X, _, _ = activations(n=300)
+    params = dict(n_clusters=3, sample_size=100, chunk_size=64, random_state=0)
+    fresh = ChunkedKMeansDiscretizer(**params).partial_fit(X[100:])
+    after_fit = ChunkedKMeansDiscretizer(**params).fit(X[:100])
+    with pytest.warns(UserWarning, match="the 100 rows of fit are not part of it"):
+        after_fit.partial_fit(X[100:])
+    np.testing.assert_array_equal(after_fit.components_, fresh.components_)
+    np.testing.assert_array_equal(codes_of(after_fit, X), codes_of(fresh, X))
+
+
+def test_fit_keeps_only_what_transform_needs():
+    # d = 512 with the default sample_size: the 20,000-row sample and the 512 x 512
+    # scatter matrix alone are 40 MB; fit drops them, partial_fit keeps them.
+    X = np.random.default_rng(0).normal(size=(21000, 512)).astype(np.float32)
+    disc = ChunkedKMeansDiscretizer(n_clusters=10, random_state=0).fit(X)
+    fitted = {name for name in vars(disc) if not name.endswith("_") or name.startswith("_")}
+    assert fitted == {"n_clusters", "n_components", "normalize", "n_init", "sample_size",
+                      "chunk_size", "random_state"}
+    assert len(pickle.dumps(disc)) < 1e6
+    codes = disc.transform(X[:2000])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(disc)).transform(X[:2000]), codes)
+    partial = ChunkedKMeansDiscretizer(n_clusters=10, random_state=0).partial_fit(X)
+    assert len(pickle.dumps(partial)) > 4 * 20000 * 512  # the float32 sample alone
+    # Dropping the state does not change the fit.
+    np.testing.assert_array_equal(partial.transform(X[:2000]), codes)
+    assert len(pickle.dumps(partial.fit(X))) < 1e6
 
 
 def test_subsampled_fit_is_seeded_and_keeps_sample_size_rows():
@@ -106,8 +139,12 @@ def test_subsampled_fit_is_seeded_and_keeps_sample_size_rows():
     fits = [ChunkedKMeansDiscretizer(n_clusters=3, sample_size=200, chunk_size=500,
                                      random_state=4).fit(X) for _ in range(2)]
     np.testing.assert_array_equal(codes_of(fits[0], X), codes_of(fits[1], X))
-    assert fits[0]._sample.shape == (200, X.shape[1])
     assert fits[0].n_samples_seen_ == 3000
+    # (The sample itself is kept only by partial_fit, whose next call extends it.)
+    partial = ChunkedKMeansDiscretizer(n_clusters=3, sample_size=200, chunk_size=500,
+                                       random_state=4).partial_fit(X)
+    assert partial._streamed_fit.sample.shape == (200, X.shape[1])
+    np.testing.assert_array_equal(codes_of(partial, X), codes_of(fits[0], X))
     # Well separated classes are found from the sample alone.
     assert adjusted_rand_score(labels, codes_of(fits[0], X)) > 0.9
 
@@ -177,9 +214,10 @@ def test_streaming_covariance_matches_batch_despite_large_offset():
 
 def test_streaming_covariance_is_that_of_the_normalised_rows():
     X, _, _ = activations(n=400)
-    disc = ChunkedKMeansDiscretizer(n_clusters=3, chunk_size=33, random_state=0).fit(X)
+    disc = ChunkedKMeansDiscretizer(n_clusters=3, chunk_size=33, random_state=0)
+    scatter = disc.partial_fit(X)._streamed_fit.scatter
     Z = X / np.linalg.norm(X, axis=1, keepdims=True)
-    np.testing.assert_allclose(disc._scatter / 399, np.cov(Z, rowvar=False), rtol=1e-10,
+    np.testing.assert_allclose(scatter / 399, np.cov(Z, rowvar=False), rtol=1e-10,
                                atol=1e-14)
 
 

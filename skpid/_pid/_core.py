@@ -4,13 +4,13 @@ import warnings
 
 import numpy as np
 
-from .._labels import check_label_array, encode_labels
+from .._labels import encode_labels
 from ..exceptions import ConvergenceWarning
 from ._broja import estimate_cost, solve_broja
 from ._information import task_informations
 from ._result import PIDResult
-from ._validation import (check_base, check_labels, check_limit, check_max_iter, check_measure,
-                          check_pmf, check_table, check_tol, check_verbose)
+from ._validation import (PID_MEASURES, check_base, check_choice, check_limit, check_max_iter,
+                          check_paired, check_pmf, check_table, check_tol, check_verbose)
 
 # Atoms within this much below zero are round-off and are set to zero; anything more
 # negative is reported, never hidden.
@@ -145,18 +145,19 @@ def pid(t, s, y, *, measure: str = "broja", base: float = 2,
     options = _check_options(measure, base, tol, max_iter, verbose, max_memory, max_time)
     # The label encoder shared with the estimators: the same labels are accepted (torch
     # tensors of any dtype, pandas, tuples) or refused (missing, mixed types) everywhere.
-    t, s, y = check_labels(*(check_label_array(v, name) for v, name in zip((t, s, y), "tsy")))
-    codes = [encode_labels(v, name)[1] for v, name in zip((t, s, y), "tsy")]
-    shape = tuple(int(c.max()) + 1 for c in codes)
+    classes, codes = zip(*(encode_labels(v, name) for v, name in zip((t, s, y), "tsy")))
+    check_paired(dict(zip("tsy", map(len, codes))))
+    shape = tuple(map(len, classes))
     _check_table_size(shape, options)  # before the dense table is built
     counts = np.bincount(np.ravel_multi_index(codes, shape), minlength=int(np.prod(shape)))
-    return _decompose(counts.reshape(shape) / len(t), options, "the joint table of t, s and y")
+    return _decompose(counts.reshape(shape) / len(codes[0]), options,
+                      "the joint table of t, s and y")
 
 
 def _check_options(measure, base, tol, max_iter, verbose, max_memory, max_time) -> dict:
     """Every option of the three entry points, validated in one place."""
     return {
-        "measure": check_measure(measure),
+        "measure": check_choice(measure, "measure", PID_MEASURES),
         "base": check_base(base),
         "tol": check_tol(tol),
         "max_iter": check_max_iter(max_iter),

@@ -24,8 +24,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma
 
 from ._result import PIDResult
-
-GAUSSIAN_MEASURES = ("broja", "mmi")
+from ._validation import PID_MEASURES, check_choice
 
 
 def _logdet(m: np.ndarray) -> float:
@@ -117,8 +116,7 @@ def gaussian_pid(cov, n_teacher: int, n_student: int, *, measure: str = "broja",
     cov = np.asarray(cov, dtype=np.float64)
     if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
         raise ValueError(f"cov must be a square 2-D matrix; got shape {cov.shape}.")
-    if measure not in GAUSSIAN_MEASURES:
-        raise ValueError(f"measure must be one of {GAUSSIAN_MEASURES}; got {measure!r}.")
+    check_choice(measure, "measure", PID_MEASURES)
     d_t, d_s = int(n_teacher), int(n_student)
     if d_t < 1 or d_s < 1 or d_t + d_s >= cov.shape[0]:
         raise ValueError(f"n_teacher and n_student must be >= 1 and leave >= 1 target "

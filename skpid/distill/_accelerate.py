@@ -8,9 +8,13 @@ import dataclasses
 import math
 
 import torch
+from skorch.callbacks import LRScheduler
 from skorch.hf import AccelerateMixin
 
-from ._distiller import PIDDistiller
+from ._distiller import _OPTIMIZERS, PIDDistiller
+
+# The net's torch components (the student, its criterion, the distillation criterion)
+_MODULES = ("module", "criterion", "method")
 
 
 class AcceleratedPIDDistiller(AccelerateMixin, PIDDistiller):
@@ -94,43 +98,47 @@ class AcceleratedPIDDistiller(AccelerateMixin, PIDDistiller):
         """Build the student and the teacher wrapper on the accelerator's device."""
         super().initialize_module()
         # The first batch of fit is probed on the accelerator's device before the
-        # student is prepared; a new student is not wrapped yet.
+        # student is prepared; a new student is not prepared yet (see below).
         self.module_.to(self._placement())
         self._wrapped_with_accelerator = False
         return self
 
-    def _initialize_callbacks(self):
-        # PrintLog writes to any sink but ``print`` whatever ``verbose`` says; the
-        # mixin's "auto" sink is the accelerator's print: keep verbose=0 quiet.
-        if self.callbacks__print_log__sink == "auto" and not self.verbose:
+    def initialize_callbacks(self):
+        """skorch's callbacks; with ``verbose=0`` the print log stays quiet."""
+        # The mixin makes the "auto" sink the accelerator's print, and PrintLog writes
+        # to any sink but ``print`` whatever ``verbose`` says.
+        if not self.verbose and self.callbacks__print_log__sink == getattr(
+                self.accelerator, "print", None):
             self.callbacks__print_log__sink = print
-        return super()._initialize_callbacks()
+        return super().initialize_callbacks()
 
+    # Private skorch names used here, for want of public hooks: skorch's mixin prepares
+    # everything in ``_initialize_accelerator`` at initialize, and records that in
+    # ``_wrapped_with_accelerator``, which its ``on_train_end`` reads to unwrap. Both are
+    # needed because preparation must wait for the parts built on the first batch.
     def _initialize_accelerator(self):
         # DDP wrapping an unbuilt criterion would never see the parameters added on the
         # first batch: wait until they exist (on_train_begin calls again).
         if self._wrapped_with_accelerator or not self._parts_built():
             return self
-        # As the mixin does, except that modules without trainable parameters (the
-        # cross-entropy criterion, a method without learnable parts) are only placed:
-        # on CPU processes Accelerate would wrap them in DDP, which rejects them.
+        # As the mixin does (modules, criteria, optimizers, LR schedulers), except that
+        # components without trainable parameters (the cross-entropy criterion, a method
+        # without learnable parts) are only placed: on CPU processes Accelerate would
+        # wrap them in DDP, which rejects them. The components are set as attributes
+        # skorch has registered, so no initialize context is needed.
         with _finding_unused_parameters(self.accelerator):
-            for kind, names in (("criterion", self._criteria), ("module", self._modules)):
-                with self._current_init_context(kind):
-                    for name in names:
-                        self._prepare_module(name)
-        with self._current_init_context("optimizer"):
-            for name in self._optimizers:
-                optimizer = getattr(self, name + "_")
-                if isinstance(optimizer, torch.optim.Optimizer):
-                    setattr(self, name + "_", self.accelerator.prepare(optimizer))
+            for name in _MODULES:
+                self._prepare_module(name)
+        for name in _OPTIMIZERS:
+            setattr(self, name + "_", self.accelerator.prepare(getattr(self, name + "_")))
+        for _, callback in self.callbacks_:
+            if isinstance(callback, LRScheduler) and hasattr(callback, "policy_"):
+                callback.policy_ = self.accelerator.prepare(callback.policy_)
         self._wrapped_with_accelerator = True
         return self
 
     def _prepare_module(self, name: str) -> None:
         module = getattr(self, name + "_")
-        if not isinstance(module, torch.nn.Module):
-            return
         if any(p.requires_grad for p in module.parameters()):
             setattr(self, name + "_", self.accelerator.prepare(module))
         else:
@@ -152,18 +160,10 @@ class AcceleratedPIDDistiller(AccelerateMixin, PIDDistiller):
         # once more, so that the fitted nets are identical on every rank.
         if self.accelerator.num_processes > 1:
             from accelerate.utils import broadcast
-            for name in self._modules + self._criteria:
-                module = getattr(self, name + "_")
-                if isinstance(module, torch.nn.Module):
-                    for buffer in module.buffers():
-                        broadcast(buffer, from_process=0)
+            for name in _MODULES:
+                for buffer in getattr(self, name + "_").buffers():
+                    broadcast(buffer, from_process=0)
         return super().on_train_end(net, X=X, y=y, **kwargs)
-
-    def train_step(self, batch, **fit_params):
-        """One micro-batch of the active phase, inside Accelerate's accumulation window
-        (no gradient all-reduce for the student and the criteria until its end)."""
-        with self.accelerator.accumulate(self.module_, self.method_):
-            return super(AccelerateMixin, self).train_step(batch, **fit_params)
 
     def _step_phase_optimizer(self, optimizer, step_fn) -> None:
         # Accelerate's optimizer skips step and zero_grad inside an accumulation window

@@ -13,8 +13,9 @@ from skorch.callbacks.logging import filter_log_keys
 from skorch.utils import Ansi
 from tabulate import tabulate
 
-from .._estimator import MEASURES, score_representations
-from ._checks import check_choice, check_int
+from .._estimator import score_representations
+from .._labels import transform_labels
+from .._pid._validation import MEASURES, check_choice, check_int
 
 _QUANTITIES = ("redundancy", "unique_teacher", "unique_student", "synergy", "mi_teacher",
                "mi_student")
@@ -81,12 +82,12 @@ class PIDMonitor(Callback):
     def initialize(self):
         """Check the settings (before the net trains: callbacks are initialized by
         ``initialize`` and ``fit``)."""
-        check_int(self.every, "every", low=1)
-        check_int(self.pair, "pair", low=0)
+        check_int(self.every, "every", minimum=1)
+        check_int(self.pair, "pair", minimum=0)
         if self.max_samples is not None:
-            check_int(self.max_samples, "max_samples", low=1)
-        check_int(self.n_clusters, "n_clusters", low=1)
-        check_int(self.n_components, "n_components", low=1)
+            check_int(self.max_samples, "max_samples", minimum=1)
+        check_int(self.n_clusters, "n_clusters", minimum=1)
+        check_int(self.n_components, "n_components", minimum=1)
         check_choice(self.measure, "measure", MEASURES)
         if not isinstance(self.prefix, str) or not self.prefix:
             raise TypeError(f"prefix must be a non-empty str; got {self.prefix!r}.")
@@ -95,11 +96,13 @@ class PIDMonitor(Callback):
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """Check ``pair`` against the net's layer pairs before training starts."""
+        """Check ``pair`` against the net's layer pairs before training starts, and note
+        the epoch this call plans to end with."""
         pairs = getattr(net, "_layer_lists", None)
         if pairs is not None and self.pair >= len(pairs()[0]):
             raise ValueError(f"pair must index teacher_layers / student_layers "
                              f"({len(pairs()[0])} pair(s)); got {self.pair!r}.")
+        self.last_epoch_ = len(net.history) + net.max_epochs
 
     def _history_keys(self, net) -> list:
         """The history keys this monitor records (for the distiller's epoch table)."""
@@ -108,13 +111,24 @@ class PIDMonitor(Callback):
         return [f"{self.prefix}_{name}" for name in _QUANTITIES]
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        """Score the layer pair every ``every`` epochs (and after the last one)."""
+        """Score the layer pair every ``every`` epochs (and after the planned last one)."""
         epoch = len(net.history)
-        last = epoch == getattr(net, "max_epochs", epoch)
-        if epoch % self.every and not last:
+        if epoch % self.every and epoch != self.last_epoch_:
             return
+        self._measure(net, dataset_valid)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Score the last epoch if it was not: training stopped early (EarlyStopping) or
+        ran another number of epochs than ``max_epochs`` (``partial_fit(epochs=...)``)."""
+        if len(net.history) and f"{self.prefix}_redundancy" not in net.history[-1]:
+            dataset_valid = None
+            if self.X is None and X is not None:
+                _, dataset_valid = net.get_split_datasets(X, y)  # fit's split again
+            self._measure(net, dataset_valid)
+
+    def _measure(self, net, dataset_valid) -> None:
         if self.X is not None:
-            X, y = self.X, net._encode(self.y)
+            X, y = self.X, transform_labels(self.y, net.classes_, "y")
         elif dataset_valid is not None:
             X, y = dataset_valid, _dataset_targets(dataset_valid)
         else:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_choice, check_flag, check_int, check_real
+from .._pid._validation import check_choice, check_flag, check_int, check_real
 
 # Learned variances: sigma^2 = softplus(a) + _VAR_FLOOR, a initialised to _VAR_INIT
 # (so sigma^2 starts near 5): the distance term starts small and grows as the variance
@@ -35,7 +35,7 @@ def check_temperature(value, name: str = "temperature") -> float:
 
 
 def check_rounds(value, name: str = "rounds") -> int:
-    return check_int(value, name, low=1)
+    return check_int(value, name, minimum=1)
 
 
 def check_teacher_ratio(value, name: str = "teacher_ratio") -> float:
@@ -293,7 +293,7 @@ class DistillationLoss(nn.Module):
         >>> RIDLoss.check_params({"rounds": 0}, prefix="method__")
         Traceback (most recent call last):
         ...
-        ValueError: method__rounds must be an integer >= 1; got 0.
+        ValueError: method__rounds must be an int >= 1; got 0.
         """
         accepted = _constructor_params(cls)
         for key, value in params.items():

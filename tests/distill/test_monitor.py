@@ -41,7 +41,7 @@ def test_measures_the_validation_representations(digits, teacher_mlp):
 
 
 def test_bad_monitor_settings(digits, teacher_mlp):
-    with pytest.raises(ValueError, match="every must be an integer >= 1"):
+    with pytest.raises(ValueError, match="every must be an int >= 1"):
         fit_monitored(teacher_mlp, digits, PIDMonitor(every=0))
     with pytest.raises(ValueError, match="X and y must be given together"):
         fit_monitored(teacher_mlp, digits, PIDMonitor(X=digits[0]))

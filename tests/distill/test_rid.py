@@ -140,7 +140,7 @@ def test_paper_variant_is_reachable_by_parameters():
     ("gate_holdout", 1.0, ValueError, r"method__gate_holdout must be a finite number in \[0, 1\)"),
     ("gate_momentum", -0.1, ValueError, r"method__gate_momentum must be a finite number in"),
     ("info_gate", "yes", TypeError, r"method__info_gate must be True or False"),
-    ("head_pool_size", 0, ValueError, r"method__head_pool_size must be an integer >= 1"),
+    ("head_pool_size", 0, ValueError, r"method__head_pool_size must be an int >= 1"),
 ])
 def test_new_settings_are_checked(digits, teacher_mlp, name, value, error, match):
     X, y = digits
