@@ -66,6 +66,7 @@ from torch import nn
 
 from _timing import machine
 from skpid import score_representations
+from skpid.exceptions import NuisanceTeacherWarning
 from skpid.distill import PIDDistiller
 from skpid.distill._tasks import Select, paper_init, per_class_subset
 from skpid.distill._tasks import tabular_task as shared_tabular_task
@@ -282,12 +283,18 @@ def run_unit(task, seed, teachers, methods, quick, pid, threads, start, override
                 net = none_net.set_params(teacher=teacher,
                                           teacher_layers=[layers[teacher_name]])
             else:
-                net = fit_student(teacher, layers[teacher_name], student, X, y, method,
-                                  seed, epochs, **fit_kw)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", NuisanceTeacherWarning)
+                    net = fit_student(teacher, layers[teacher_name], student, X, y,
+                                      method, seed, epochs, **fit_kw)
                 if method == "none":
                     none_net = net
             row = (measure(net, X_te, y_te, seed) if pid else
                    {"acc": float(np.mean(net.predict(X_te) == y_te))})
+            if net is not none_net or method == "none" and teacher_name == teachers[0]:
+                # teacher_check's verdict (PIDDistiller's default "warn") on this fit
+                row["nuisance_warning"] = any(
+                    issubclass(w.category, NuisanceTeacherWarning) for w in caught)
             rows.append(((task, teacher_name, method), row))
             print(f"[{time.perf_counter() - start:6.1f}s] {task} seed {seed} "
                   f"{teacher_name:9s} {method:10s} acc {row['acc']:.3f}", flush=True)
@@ -330,6 +337,24 @@ def table(results, t_acc, tasks, teachers, methods, seeds, elapsed, pid=True):
                         f"{np.mean([r[a] for r in results[key]]):.3f}" for a in ATOMS) + " |"
                 lines.append(row)
     return "\n".join(lines)
+
+
+def teacher_check_summary(results, tasks, teachers) -> str:
+    """How often PIDDistiller's teacher_check warned, per teacher kind."""
+    parts = []
+    for teacher in teachers:
+        flags = []
+        for task in tasks:
+            rows = [rows for (t, te, _), rows in results.items() if (t, te) == (task, teacher)]
+            for seed_rows in zip(*rows):  # one verdict per seed: every fit is seeded alike
+                verdicts = [r["nuisance_warning"] for r in seed_rows
+                            if "nuisance_warning" in r]
+                if verdicts:
+                    flags.append(verdicts[0])
+        if flags:
+            parts.append(f"{teacher} {sum(flags)} of {len(flags)}")
+    return ("teacher_check warned (NuisanceTeacherWarning, task × seed): "
+            + ", ".join(parts))
 
 
 def targets(results, tasks):
@@ -398,6 +423,7 @@ def main(argv=None):
                                   threads=args.threads)
     md = table(results, t_acc, tasks, teachers, methods, seeds, elapsed,
                pid=not args.no_pid)
+    md += "\n\n" + teacher_check_summary(results, tasks, teachers)
     checks = targets(results, tasks)
     verdict = {True: "ok", False: "FAILS", None: "n/a"}
     md += "\n\nRID targets:\n" + "\n".join(

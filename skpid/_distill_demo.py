@@ -10,6 +10,7 @@ the PID atoms (bits) of the labels into teacher and student features.
 
 import sys
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -57,6 +58,7 @@ def _teachers(task, seed, epochs):
 
 def _run(seed, epochs, seeds, out):
     from ._estimator import score_representations
+    from .exceptions import NuisanceTeacherWarning
     from .distill import PIDDistiller
     from .distill._tasks import tabular_task
     from .distill.models import MLP
@@ -66,7 +68,7 @@ def _run(seed, epochs, seeds, out):
     def say(msg):
         print(f"[{time.perf_counter() - start:5.1f}s] {msg}", file=out, flush=True)
 
-    results, teacher_acc = {}, {}
+    results, teacher_acc, nuisance_warnings = {}, {}, {}
     for s in range(seed, seed + seeds):
         task = tabular_task(s)
         X, y = task.X_train[task.subset], task.y_train[task.subset]
@@ -82,11 +84,18 @@ def _run(seed, epochs, seeds, out):
             teacher_acc.setdefault(teacher_name, []).append(
                 float((logits.argmax(1).numpy() == task.y_test).mean()))
             for label, method, params in METHODS:
-                net = PIDDistiller(MLP, teacher, method=method, module__n_features=32,
-                                   module__hidden=12, module__n_classes=6,
-                                   teacher_layers=[layer], student_layers=["body"],
-                                   train_split=None, verbose=0, random_state=s,
-                                   max_epochs=epochs, **params).fit(X, y)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", NuisanceTeacherWarning)
+                    net = PIDDistiller(MLP, teacher, method=method, module__n_features=32,
+                                       module__hidden=12, module__n_classes=6,
+                                       teacher_layers=[layer], student_layers=["body"],
+                                       train_split=None, verbose=0, random_state=s,
+                                       max_epochs=epochs, **params).fit(X, y)
+                for w in caught:
+                    if issubclass(w.category, NuisanceTeacherWarning):
+                        nuisance_warnings.setdefault(teacher_name, str(w.message))
+                    else:
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                 t, st = net.representations(task.X_test)
                 pid = score_representations(t, st, task.y_test, n_clusters=10,
                                             random_state=s)
@@ -99,6 +108,11 @@ def _run(seed, epochs, seeds, out):
                     row[atom].append(value)
             say(f"seed {s}: {teacher_name} teacher done")
     _print_table(results, teacher_acc, out)
+    for teacher_name in ("trained", "nuisance"):
+        verdict = nuisance_warnings.get(teacher_name)
+        print(f"\nteacher_check, {teacher_name} teacher: "
+              + (f"NuisanceTeacherWarning: {verdict}" if verdict else "no warning"),
+              file=out)
     print("\nPID in bits on the test rows (normalise, PCA 5, KMeans 10, BROJA; means over "
           "seeds). Red(Y:T,S) is the task knowledge the student shares with the teacher, "
           "UniT what is left to distill. The nuisance teacher's I(Y;T) is near 0: it has "

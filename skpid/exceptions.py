@@ -11,3 +11,12 @@ class ConvergenceWarning(_SklearnConvergenceWarning):
     ``warnings.simplefilter("ignore", sklearn.exceptions.ConvergenceWarning)``, apply to
     skpid's too.
     """
+
+
+class NuisanceTeacherWarning(UserWarning):
+    """A teacher representation holds no measurable task information (I(Y;T) is
+    indistinguishable from 0): distilling it can only cost the student accuracy.
+
+    Issued by :class:`~skpid.PIDDistiller` with ``teacher_check="warn"`` (the default);
+    ``teacher_check="raise"`` raises a ``ValueError`` with the same message instead.
+    """

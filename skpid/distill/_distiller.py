@@ -17,16 +17,18 @@ from sklearn.base import clone
 from skorch import NeuralNetClassifier
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from .._labels import fit_labels, transform_labels
 from .._pid._validation import check_choice, check_flag, check_int, check_real
+from ..exceptions import NuisanceTeacherWarning
 from ._callbacks import _DistillerPrintLog
 from ._hooks import capture, resolve_layers
 from ._losses import (METHODS, DistillationLoss, NoDistillation, _eval, check_pair,
                       check_rounds, check_teacher_ratio, check_temperature,
                       check_variance_penalty, kd_loss, rid_phase)
 from ._teacher import FrozenTeacher
+from ._teacher_check import LEVEL, MAX_ROWS, teacher_information
 
 # Loss terms recorded per batch and averaged per epoch in ``history`` (with a
 # "train_"/"valid_" prefix): student cross-entropy, the distillation term the student
@@ -45,6 +47,7 @@ _METHOD_SETTINGS = {"kd": ("temperature",),
 _READ_PER_FIT = ("iterator_train", "iterator_valid", "dataset")
 
 ON_NONFINITE = ("raise", "warn")
+TEACHER_CHECKS = ("warn", "raise", "ignore")
 
 # Seeded fits set torch's global generators (dropout has no other source of randomness)
 # and restore them afterwards. torch has one global generator per device for the whole
@@ -167,6 +170,17 @@ class PIDDistiller(NeuralNetClassifier):
         (parameters may then become non-finite): for runs where occasional overflows
         are expected and handled, as under fp16 mixed precision with a gradient scaler,
         which skips such steps.
+    teacher_check : {"warn", "raise", "ignore"}, default="warn"
+        Before training, measure the task information I(Y;T) of every paired teacher
+        representation (the logits where the layer is None) on the training data (a
+        subsample of at most 2,000 rows, seeded by ``random_state``, 0 unless it is an
+        int): the estimators' discretization (normalise, PCA 5, KMeans 10), the plug-in
+        mutual information with its permutation bias correction, and a permutation
+        test (199 label permutations). A representation whose p-value is above 0.01 is
+        indistinguishable from one with no task information, a *nuisance* teacher:
+        ``"warn"`` issues a :class:`~skpid.exceptions.NuisanceTeacherWarning` naming
+        the layer, the estimate and the p-value; ``"raise"`` raises a ``ValueError``
+        with the same message. The estimates are kept in ``teacher_information_``.
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         The student's classification loss, applied to its logits.
     predict_nonlinearity : callable, default=softmax_rows
@@ -193,6 +207,10 @@ class PIDDistiller(NeuralNetClassifier):
         The wrapped teacher.
     filter_optimizer_ : torch optimizer
         The optimizer of RID's teacher filters and heads.
+    teacher_information_ : dict
+        Bias-corrected I(Y;T) in bits of each paired teacher layer (``"logits"`` for
+        None), measured by ``teacher_check`` at the start of ``fit`` (empty with
+        ``teacher_check="ignore"``).
     method_ : DistillationLoss
         The distillation criterion with its learnable parts (built from the shapes
         probed on the first batch of ``fit``).
@@ -285,7 +303,8 @@ class PIDDistiller(NeuralNetClassifier):
                  ce_weight=1.0, kd_weight=0.0, teacher_layers=None, student_layers=None,
                  temperature=4.0, rounds=10, teacher_ratio=0.25, variance_penalty="fixed",
                  teacher_cache=False, filter_optimizer=None, random_state=None,
-                 on_nonfinite="raise", criterion=torch.nn.CrossEntropyLoss,
+                 on_nonfinite="raise", teacher_check="warn",
+                 criterion=torch.nn.CrossEntropyLoss,
                  predict_nonlinearity=softmax_rows, optimizer=torch.optim.Adam, lr=1e-2,
                  max_epochs=50, batch_size=64, **kwargs):
         # Set before skorch's __init__: afterwards skorch refuses to assign a torch module
@@ -305,6 +324,7 @@ class PIDDistiller(NeuralNetClassifier):
         self.filter_optimizer = filter_optimizer
         self.random_state = random_state
         self.on_nonfinite = on_nonfinite
+        self.teacher_check = teacher_check
         # Shuffled training batches, as scikit-learn's MLPClassifier (skorch does not
         # shuffle by default): rows grouped by class would otherwise train badly, silently.
         kwargs.setdefault("iterator_train__shuffle", True)
@@ -754,7 +774,57 @@ class PIDDistiller(NeuralNetClassifier):
             self.student_steps_ = 0
             # the optimizers now take the new parts (registered at initialize already)
             self.initialize_optimizer()
+        if not len(self.history):  # a new fit, not partial_fit or a warm start
+            self._check_teacher(X, y)
         self.step_ = 0
+
+    @torch.no_grad()
+    def _check_teacher(self, X, y) -> None:
+        """``teacher_check``: measure I(Y;T) of every paired teacher representation on
+        (a seeded subsample of) the training data; warn or raise for those
+        indistinguishable from no task information."""
+        self.teacher_information_ = {}
+        if self.teacher_check == "ignore":
+            return
+        dataset = self.get_dataset(X, y)
+        seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(len(dataset), min(len(dataset), MAX_ROWS), replace=False))
+        reps, labels = None, []
+        for batch in self.get_iterator(Subset(dataset, rows), training=False):
+            xb, yb = unpack_data(batch)
+            _, t_feats = self.teacher_(xb)
+            reps = [[] for _ in t_feats] if reps is None else reps
+            for kept, feats in zip(reps, t_feats):
+                kept.append(_as_float32(feats).cpu().numpy())
+            labels.append(np.asarray(yb.cpu() if isinstance(yb, torch.Tensor) else yb))
+        # information does not depend on what the labels are called: codes 0..k-1
+        labels = np.unique(np.concatenate(labels), return_inverse=True)[1].ravel()
+        t_layers = self._layer_lists()[0]
+        for layer, kept in zip(t_layers, reps):
+            name = layer or "logits"
+            if name in self.teacher_information_:  # a layer paired twice
+                continue
+            values = np.concatenate(kept)
+            if not np.isfinite(values).all():
+                # nothing to measure; training reports the non-finite teacher output
+                continue
+            info = teacher_information(values, labels, random_state=seed)
+            self.teacher_information_[name] = info.bits
+            if info.p_value > LEVEL:
+                self._report_nuisance(name, info)
+
+    def _report_nuisance(self, name, info) -> None:
+        message = (
+            f"teacher layer {name!r} holds no measurable task information: I(Y;T) = "
+            f"{info.bits:.3f} bits (plug-in {info.plugin_bits:.3f}), permutation p-value "
+            f"{info.p_value:.3f} > {LEVEL} on {info.n_samples} training rows. Distilling "
+            "a nuisance teacher can only cost the student accuracy: check that the "
+            "teacher is trained and sees the task's input, pair another layer, or pass "
+            "teacher_check='ignore'.")
+        if self.teacher_check == "raise":
+            raise ValueError(message)
+        warnings.warn(message, NuisanceTeacherWarning, stacklevel=2)
 
     @torch.no_grad()
     def _probe(self, xb, all_layers=False):
@@ -1142,6 +1212,7 @@ _SETTINGS = {
     "teacher_ratio": check_teacher_ratio, "variance_penalty": check_variance_penalty,
     "teacher_cache": check_flag,
     "on_nonfinite": lambda value, name: check_choice(value, name, ON_NONFINITE),
+    "teacher_check": lambda value, name: check_choice(value, name, TEACHER_CHECKS),
     "random_state": _check_random_state, "lr": _check_lr,
     "max_epochs": lambda value, name: check_int(value, name, minimum=0),
     "optimizer": _check_optimizer_class, "filter_optimizer": _check_optimizer_class,

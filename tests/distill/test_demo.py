@@ -27,7 +27,12 @@ def test_distill_demo_tells_what_it_claims():
     """The full demo (as ``python -m skpid demo`` runs it, about 30 s): with the trained
     teacher every method beats no distillation; with the nuisance teacher (I(Y;T) near
     0) VID at the paper's weight falls and RID stays level."""
-    rows = {(t, m): r for t, m, r in run_distill_demo(seed=0, out=io.StringIO())}
+    out = io.StringIO()
+    rows = {(t, m): r for t, m, r in run_distill_demo(seed=0, out=out)}
+    # teacher_check tells the nuisance teacher apart before any training
+    assert "teacher_check, trained teacher: no warning" in out.getvalue()
+    assert "teacher_check, nuisance teacher: NuisanceTeacherWarning: teacher layer " \
+        "'net.body' holds no measurable task information" in out.getvalue()
 
     def acc(teacher, method):
         return np.mean(rows[(teacher, method)]["acc"])
