@@ -277,6 +277,7 @@ def run_unit(task, seed, teachers, methods, quick, pid, threads, start, override
         teacher = makers[teacher_name]()
         accs.append(((task, teacher_name), teacher_accuracy(teacher, X_te, y_te)))
         for method in methods:
+            caught = None
             if method == "none" and none_net is not None:
                 # cross-entropy only: the same student for every teacher; its PID is
                 # re-measured against this teacher
@@ -291,8 +292,7 @@ def run_unit(task, seed, teachers, methods, quick, pid, threads, start, override
                     none_net = net
             row = (measure(net, X_te, y_te, seed) if pid else
                    {"acc": float(np.mean(net.predict(X_te) == y_te))})
-            if net is not none_net or method == "none" and teacher_name == teachers[0]:
-                # teacher_check's verdict (PIDDistiller's default "warn") on this fit
+            if caught is not None:  # teacher_check's verdict (the default "warn")
                 row["nuisance_warning"] = any(
                     issubclass(w.category, NuisanceTeacherWarning) for w in caught)
             rows.append(((task, teacher_name, method), row))
