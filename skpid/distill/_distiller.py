@@ -1331,8 +1331,3 @@ def _row_hashes(X) -> torch.Tensor:
             value = zlib.crc32(a[i].tobytes(), value)
         hashes.append(value / 2 ** 32)
     return torch.tensor(hashes, dtype=torch.float64)
-
-
-def _holdout_mask(X, fraction: float) -> torch.Tensor:
-    """Rows whose hash falls in the held-out share ``[0, fraction)``."""
-    return _row_hashes(X) < fraction
