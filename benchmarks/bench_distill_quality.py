@@ -40,8 +40,15 @@ The student's learning rate follows a cosine schedule to 0 (``BENCH_SCHEDULE=con
 for none): with a constant Adam lr the last epoch's accuracy of a 100-sample student
 varies by ±5 points between seeds and drowns the differences between methods.
 
+``--gated`` adds every distilling method with ``PIDDistiller(pid_gate=True)`` (named
+``<method>+gate``), a table of each gated method against the same method ungated (paired
+by seed, with the gate of the last epoch and the ratio of fit times) and the issue's
+``pid_gate`` targets: under a nuisance teacher every gated feature method within 1 point
+of ``none``; under a trained one every gated method within 1 point of itself ungated.
+
 Run: ``python benchmarks/bench_distill_quality.py --jobs 2`` (full: 5 seeds, about 12 min
-on two cores) or ``--quick`` (smoke: one seed, tiny budgets, about 20 s).
+on two cores; with ``--gated`` about 20 min) or ``--quick`` (smoke: one seed, tiny
+budgets, about 20 s).
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ from _timing import machine
 from skpid import score_representations
 from skpid.exceptions import NuisanceTeacherWarning
 from skpid.distill import PIDDistiller
+from skpid.distill._pid_gate import GateMeter
 from skpid.distill._tasks import Select, paper_init, per_class_subset
 from skpid.distill._tasks import tabular_task as shared_tabular_task
 from skpid.distill.models import MLP, SmallCNN
@@ -91,6 +99,10 @@ METHODS = {
     "ted": ("ted", {}),
 }
 DEFAULT_METHODS = ("none", "kd", "fitnet", "vid", "vid-100", "rid", "rid-paper", "ted")
+# --gated adds each of these with PIDDistiller(pid_gate=True), named "<method>+gate"
+GATED = ("kd", "fitnet", "vid", "vid-100", "rid", "ted")
+GATE = "+gate"
+FEATURE_METHODS = ("fitnet", "vid", "vid-100", "rid", "ted")
 STUDENT_TRAIN = dict(optimizer=torch.optim.Adam, lr=1e-2, batch_size=32, verbose=0,
                      train_split=None, iterator_train__shuffle=True,
                      iterator_train__drop_last=True)
@@ -221,6 +233,9 @@ def method_spec(name):
     method, params = METHODS[base]
     params = dict(params)
     for setting in settings:
+        if setting == GATE[1:]:
+            params["pid_gate"] = True
+            continue
         key, value = setting.split("=", 1)
         try:
             params[key] = ast.literal_eval(value)
@@ -267,6 +282,8 @@ def run_unit(task, seed, teachers, methods, quick, pid, threads, start, override
     kw = ({"per_class": QUICK["per_class"][task], "teacher_epochs": QUICK["teacher_epochs"]}
           if quick else {})
     X_tr, y_tr, X_te, y_te, sub, makers, layers, student = TASKS[task](seed, **kw)
+    if any(method.endswith(GATE) for method in methods):
+        warm_up_gate()
     epochs = QUICK["epochs"] if quick else EPOCHS[task]
     fit_kw = {"batch_size": QUICK["batch_size"], **overrides} if quick else overrides
     X, y = X_tr[sub], y_tr[sub]
@@ -286,8 +303,10 @@ def run_unit(task, seed, teachers, methods, quick, pid, threads, start, override
             else:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", NuisanceTeacherWarning)
+                    began = time.perf_counter()
                     net = fit_student(teacher, layers[teacher_name], student, X, y,
                                       method, seed, epochs, **fit_kw)
+                    seconds = time.perf_counter() - began
                 if method == "none":
                     none_net = net
             row = (measure(net, X_te, y_te, seed) if pid else
@@ -295,10 +314,22 @@ def run_unit(task, seed, teachers, methods, quick, pid, threads, start, override
             if caught is not None:  # teacher_check's verdict (the default "warn")
                 row["nuisance_warning"] = any(
                     issubclass(w.category, NuisanceTeacherWarning) for w in caught)
+                row["seconds"] = seconds
+            gates = [v for k, v in net.history[-1].items() if k.startswith("gate_")]
+            if net.pid_gate and gates:  # the last epoch's gate, mean over pairs
+                row["gate"] = float(np.mean(gates))
             rows.append(((task, teacher_name, method), row))
             print(f"[{time.perf_counter() - start:6.1f}s] {task} seed {seed} "
                   f"{teacher_name:9s} {method:10s} acc {row['acc']:.3f}", flush=True)
     return rows, accs
+
+
+def warm_up_gate():
+    """One gate measurement outside the timings (imports, first KMeans and PID solve)."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 60)
+    GateMeter(["gate_0"]).measure([rng.normal(size=(60, 4))], [rng.normal(size=(60, 4))],
+                                  labels)
 
 
 def paired(results, key, base_key):
@@ -337,6 +368,49 @@ def table(results, t_acc, tasks, teachers, methods, seeds, elapsed, pid=True):
                         f"{np.mean([r[a] for r in results[key]]):.3f}" for a in ATOMS) + " |"
                 lines.append(row)
     return "\n".join(lines)
+
+
+def gated_table(results, tasks, teachers, methods) -> str:
+    """pid_gate against the same method ungated, paired by seed (percentage points)."""
+    lines = ["| task | teacher | method | ungated Δ vs none | gated Δ vs none | "
+             "gated − ungated (95 % CI) | last gate | fit time gated / ungated |",
+             "|---|---|---|---|---|---|---|---|"]
+    for task in tasks:
+        for teacher in teachers:
+            for method in methods:
+                key, gated = (task, teacher, method), (task, teacher, method + GATE)
+                if key not in results or gated not in results:
+                    continue
+                base = (task, teacher, "none")
+                _, d_u, h_u = paired(results, key, base)
+                _, d_g, h_g = paired(results, gated, base)
+                _, d, half = paired(results, gated, key)
+                gate = np.mean([r.get("gate", np.nan) for r in results[gated]])
+                ratio = (np.median([r["seconds"] for r in results[gated]])
+                         / np.median([r["seconds"] for r in results[key]]))
+                lines.append(f"| {task} | {teacher} | {method} | {d_u:+.1f} ± {h_u:.1f} | "
+                             f"{d_g:+.1f} ± {h_g:.1f} | {d:+.1f} ± {half:.1f} | "
+                             f"{gate:.2f} | {ratio:.2f} |")
+    return "\n".join(lines)
+
+
+def gate_targets(results, tasks, methods):
+    """The issue's pid_gate targets: list of (task, check, value, ok)."""
+    out = []
+
+    def mean(task, teacher, method):
+        return np.mean([r["acc"] for r in results[(task, teacher, method)]]) * 100
+
+    for task in tasks:
+        for method in methods:
+            if (task, "nuisance", method + GATE) in results and method in FEATURE_METHODS:
+                d = mean(task, "nuisance", method + GATE) - mean(task, "nuisance", "none")
+                out.append((task, f"nuisance: {method}{GATE} - none >= -1", d, d >= -1))
+            if (task, "trained", method + GATE) in results:
+                d = (mean(task, "trained", method + GATE)
+                     - mean(task, "trained", method))
+                out.append((task, f"trained: {method}{GATE} - {method} >= -1", d, d >= -1))
+    return out
 
 
 def teacher_check_summary(results, tasks, teachers) -> str:
@@ -408,6 +482,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--jobs", type=int, default=1,
                         help="processes, each running one (task, seed) at a time")
+    parser.add_argument("--gated", action="store_true",
+                        help="also run every distilling method with pid_gate=True")
     parser.add_argument("--out", help="also write the Markdown table to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -416,6 +492,8 @@ def main(argv=None):
     methods = args.methods.split(",")
     if "none" not in methods:
         methods = ["none"] + methods
+    if args.gated:
+        methods += [m + GATE for m in methods if m in GATED]
     print(f"{machine()}; torch {torch.__version__}, {args.jobs} job(s) of "
           f"{args.threads} torch thread(s)", flush=True)
     results, t_acc, elapsed = run(tasks, teachers, methods, seeds, quick=args.quick,
@@ -428,6 +506,12 @@ def main(argv=None):
     verdict = {True: "ok", False: "FAILS", None: "n/a"}
     md += "\n\nRID targets:\n" + "\n".join(
         f"- {task}: {name}: {value:+.1f} {verdict[ok]}" for task, name, value, ok in checks)
+    if args.gated:
+        md += "\n\npid_gate, paired by seed:\n\n" + gated_table(results, tasks, teachers,
+                                                                  methods)
+        md += "\n\npid_gate targets:\n" + "\n".join(
+            f"- {task}: {name}: {value:+.1f} {verdict[ok]}"
+            for task, name, value, ok in gate_targets(results, tasks, methods))
     print("\n" + md)
     if args.out:
         with open(args.out, "w") as f:

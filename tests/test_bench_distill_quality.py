@@ -50,3 +50,25 @@ def test_quick_run_gives_a_table_and_the_target_checks(bench):
     none = [r["acc"] for r in results[("tabular", "nuisance", "none")]]
     rid = [r["acc"] for r in results[("tabular", "nuisance", "rid")]]
     assert rid == none
+
+
+def test_quick_gated_run_compares_each_gated_method_with_itself(bench):
+    threads = torch.get_num_threads()
+    methods = ["none", "fitnet", "kd", "fitnet" + bench.GATE, "kd" + bench.GATE]
+    try:
+        results, _, _ = bench.run(["tabular"], ["trained", "nuisance"], methods, seeds=2,
+                                  quick=True, pid=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert bench.method_spec("rid+gate") == ("rid", {"pid_gate": True})
+    table = bench.gated_table(results, ["tabular"], ["trained", "nuisance"], methods)
+    assert "| tabular | nuisance | fitnet |" in table and "| tabular | trained | kd |" in table
+    checks = {name for _, name, _, _ in bench.gate_targets(results, ["tabular"], methods)}
+    assert checks == {"nuisance: fitnet+gate - none >= -1", "trained: fitnet+gate - fitnet >= -1",
+                      "trained: kd+gate - kd >= -1"}
+    # the nuisance teacher's gates are shut: both gated students are the student alone
+    none = [r["acc"] for r in results[("tabular", "nuisance", "none")]]
+    for method in ("fitnet+gate", "kd+gate"):
+        rows = results[("tabular", "nuisance", method)]
+        assert [r["acc"] for r in rows] == none
+        assert [r["gate"] for r in rows] == [0.0, 0.0]

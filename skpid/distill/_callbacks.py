@@ -237,12 +237,14 @@ def _head(X, n):
 
 
 def plot_pid_history(history, prefix: str = "valid", ax=None):
-    """Plot Red, UniT, UniS, Syn (bits, left axis) and accuracy (right axis) over epochs.
+    """Plot Red, UniT, UniS, Syn (bits, left axis), and accuracy and ``pid_gate``'s gates
+    (right axis, [0, 1]) over epochs.
 
     Parameters
     ----------
     history : skorch History or a fitted net
-        With the columns recorded by :class:`PIDMonitor`.
+        With the columns recorded by :class:`PIDMonitor`, and the gates ``gate_0``, …,
+        ``gate_kd`` of :class:`PIDDistiller` ``(pid_gate=True)`` where recorded.
     prefix : str, default="valid"
         The monitor's prefix; accuracy is read from ``{prefix}_acc`` where present.
     ax : matplotlib Axes or None
@@ -275,12 +277,21 @@ def plot_pid_history(history, prefix: str = "valid", ax=None):
     ax.set_xlabel("epoch")
     ax.set_ylabel("bits")
     acc_key = f"{prefix}_acc"
-    acc = [(row["epoch"], row[acc_key]) for row in history if acc_key in row]
+    right = {"accuracy": [(row["epoch"], row[acc_key]) for row in history if acc_key in row]}
+    gates = sorted({key for row in history for key in row if key.startswith("gate_")})
+    for key in gates:
+        right[key] = [(row["epoch"], row[key]) for row in history if key in row]
     handles, names = ax.get_legend_handles_labels()
-    if acc:
+    right = {name: rows for name, rows in right.items() if rows}
+    if right:
         ax2 = ax.twinx()
-        (line,) = ax2.plot(*zip(*acc), color="black", linestyle="--", label="accuracy")
-        ax2.set_ylabel("accuracy")
-        handles, names = handles + [line], names + ["accuracy"]
+        for name, rows in right.items():
+            style = dict(color="black", linestyle="--") if name == "accuracy" else \
+                dict(linestyle=":", drawstyle="steps-post")
+            (line,) = ax2.plot(*zip(*rows), label=name, **style)
+            handles, names = handles + [line], names + [name]
+        ax2.set_ylim(-0.05, 1.05)
+        ax2.set_ylabel(" / ".join(["accuracy"] * ("accuracy" in right)
+                                  + ["gate"] * bool(gates)))
     ax.legend(handles, names, loc="best", fontsize="small")
     return ax

@@ -27,6 +27,7 @@ from ._hooks import capture, resolve_layers
 from ._losses import (METHODS, DistillationLoss, NoDistillation, _eval, check_pair,
                       check_rounds, check_teacher_ratio, check_temperature,
                       check_variance_penalty, kd_loss, rid_phase)
+from ._pid_gate import LOGITS, MIN_ROWS, GateMeter
 from ._teacher import FrozenTeacher
 from ._teacher_check import LEVEL, MAX_ROWS, teacher_information
 
@@ -181,6 +182,21 @@ class PIDDistiller(NeuralNetClassifier):
         ``"warn"`` issues a :class:`~skpid.exceptions.NuisanceTeacherWarning` naming
         the layer, the estimate and the p-value; ``"raise"`` raises a ``ValueError``
         with the same message. The estimates are kept in ``teacher_information_``.
+    pid_gate : bool, default=False
+        Scale the distillation term of each layer pair (and the logit terms:
+        ``method="kd"``, ``kd_weight``) by a gate in [0, 1] measured with PID on held-out
+        rows (the validation split of ``train_split``; the training rows without one):
+        ``1[p ≤ 0.01] · min(1, share / 0.1)``, where p is the permutation p-value of
+        the teacher representation's I(Y;T) (as ``teacher_check``) and ``share`` is
+        Uni(Y: T\\S) / I(Y;T), the share of the teacher's task information the student
+        does not hold yet. A nuisance teacher's term is switched off; a term is reduced
+        once the student holds over 90 % of what the teacher layer knows about Y.
+        Recorded per epoch in ``history`` as ``gate_0``, ``gate_1``, … (one per layer
+        pair) and ``gate_kd`` (the logits); the latest measurements are in
+        ``pid_gates_``. See the user guide, "PID-guided distillation".
+    pid_gate_every : int, default=5
+        Re-measure the gates every this many epochs (from the first epoch of each
+        ``fit`` / ``partial_fit`` call on; ≥ 1).
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
         The student's classification loss, applied to its logits.
     predict_nonlinearity : callable, default=softmax_rows
@@ -211,6 +227,10 @@ class PIDDistiller(NeuralNetClassifier):
         Bias-corrected I(Y;T) in bits of each paired teacher layer (``"logits"`` for
         None), measured by ``teacher_check`` at the start of ``fit`` (empty with
         ``teacher_check="ignore"``).
+    pid_gates_ : dict
+        With ``pid_gate=True``: the latest measurement of each gate (``"gate_0"``, …,
+        ``"gate_kd"``) as a ``PairGate`` (``gate``, ``share``, ``unique_teacher``,
+        ``mi_teacher`` in bits, ``p_value``).
     method_ : DistillationLoss
         The distillation criterion with its learnable parts (built from the shapes
         probed on the first batch of ``fit``).
@@ -303,8 +323,8 @@ class PIDDistiller(NeuralNetClassifier):
                  ce_weight=1.0, kd_weight=0.0, teacher_layers=None, student_layers=None,
                  temperature=4.0, rounds=10, teacher_ratio=0.25, variance_penalty="fixed",
                  teacher_cache=False, filter_optimizer=None, random_state=None,
-                 on_nonfinite="raise", teacher_check="warn",
-                 criterion=torch.nn.CrossEntropyLoss,
+                 on_nonfinite="raise", teacher_check="warn", pid_gate=False,
+                 pid_gate_every=5, criterion=torch.nn.CrossEntropyLoss,
                  predict_nonlinearity=softmax_rows, optimizer=torch.optim.Adam, lr=1e-2,
                  max_epochs=50, batch_size=64, **kwargs):
         # Set before skorch's __init__: afterwards skorch refuses to assign a torch module
@@ -325,6 +345,8 @@ class PIDDistiller(NeuralNetClassifier):
         self.random_state = random_state
         self.on_nonfinite = on_nonfinite
         self.teacher_check = teacher_check
+        self.pid_gate = pid_gate
+        self.pid_gate_every = pid_gate_every
         # Shuffled training batches, as scikit-learn's MLPClassifier (skorch does not
         # shuffle by default): rows grouped by class would otherwise train badly, silently.
         kwargs.setdefault("iterator_train__shuffle", True)
@@ -361,6 +383,7 @@ class PIDDistiller(NeuralNetClassifier):
         if self.train_split is not None:
             keys += [f"valid_{term}" for term in student]
         keys += ["teacher_phase"] if two_phase else []
+        keys += self._gate_names() if self.pid_gate else []
         for _, callback in self.callbacks_:
             declare = getattr(callback, "_history_keys", None)
             if callable(declare):
@@ -776,7 +799,19 @@ class PIDDistiller(NeuralNetClassifier):
             self.initialize_optimizer()
         if not len(self.history):  # a new fit, not partial_fit or a warm start
             self._check_teacher(X, y)
+        if self.pid_gate:
+            # one meter per call: its rows and teacher codes hold for this call's data
+            seed = (self.random_state if isinstance(self.random_state, numbers.Integral)
+                    else 0)
+            self._gate_meter = GateMeter(self._gate_names(), seed)
+            self._gate_start = len(self.history)
+            self.pid_gates_ = {}
         self.step_ = 0
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Drop the gate meter's per-call data (rows, teacher codes)."""
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        self._gate_meter = None
 
     @torch.no_grad()
     def _check_teacher(self, X, y) -> None:
@@ -861,6 +896,63 @@ class PIDDistiller(NeuralNetClassifier):
                 f"RID schedule: {self.total_steps_} optimizer steps for {rounds} rounds; "
                 "each round needs at least one teacher and one student step. Lower "
                 "rounds, or raise max_epochs or the number of batches.", UserWarning)
+        if self.pid_gate:
+            self._update_gates(dataset_train, dataset_valid)
+
+    # ------------------------------------------------------------------ pid_gate
+    def _gate_names(self) -> list:
+        """The gates of this fit: one per layer pair for a feature method, one for the
+        logits (``method="kd"`` or another logit method, ``kd_weight``)."""
+        method = self._method()
+        names = []
+        if method.uses_features:
+            names += [f"gate_{k}" for k in range(len(self._layer_lists()[0]))]
+        elif not isinstance(method, NoDistillation):
+            names.append(LOGITS)
+        if self.kd_weight > 0 and LOGITS not in names:
+            names.append(LOGITS)
+        return names
+
+    def _update_gates(self, dataset_train, dataset_valid) -> None:
+        """Measure the gates on the first epoch of a call and every ``pid_gate_every``
+        epochs after it; record the current ones in this epoch's history row."""
+        names = self._gate_names()
+        # epochs of this fit / partial_fit call so far (this epoch's row exists already)
+        epoch = len(self.history) - 1 - self._gate_start
+        if epoch % self.pid_gate_every == 0:
+            dataset = next((d for d in (dataset_valid, dataset_train)
+                            if d is not None and len(d) >= MIN_ROWS), None)
+            if dataset is not None:
+                self.pid_gates_ = self._measure_gates(dataset, names)
+            elif epoch == 0:
+                warnings.warn(
+                    f"pid_gate: {len(dataset_train)} training rows, fewer than the "
+                    f"{MIN_ROWS} needed to measure the gates; they stay open (1).",
+                    UserWarning, stacklevel=2)
+        for name in names:
+            gate = self.pid_gates_.get(name)
+            self.history.record(name, 1.0 if gate is None else gate.gate)
+
+    @torch.no_grad()
+    def _measure_gates(self, dataset, names) -> dict:
+        rows = self._gate_meter.rows(len(dataset))
+        teacher, student, labels = [[] for _ in names], [[] for _ in names], []
+        for batch in self.get_iterator(Subset(dataset, rows), training=False):
+            xb, yb = unpack_data(batch)
+            t_logits, t_feats, s_logits, s_feats = self._probe(xb, all_layers=True)
+            pairs = [(t_logits, s_logits) if name == LOGITS else (t_feats[k], s_feats[k])
+                     for k, name in enumerate(names)]
+            for k, (t, s) in enumerate(pairs):
+                teacher[k].append(_as_float32(t).cpu().numpy())
+                student[k].append(_as_float32(s).cpu().numpy())
+            labels.append(np.asarray(yb.cpu() if isinstance(yb, torch.Tensor) else yb))
+        return self._gate_meter.measure([np.concatenate(t) for t in teacher],
+                                        [np.concatenate(s) for s in student],
+                                        np.concatenate(labels).ravel())
+
+    def _gate(self, name: str) -> float:
+        gate = getattr(self, "pid_gates_", {}).get(name) if self.pid_gate else None
+        return 1.0 if gate is None else gate.gate
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Average the per-batch loss terms into epoch columns of ``history``."""
@@ -1000,6 +1092,12 @@ class PIDDistiller(NeuralNetClassifier):
             return []
         return resolve_layers(self._student(), paths, "student_layers")
 
+    def _pair_weights(self, device) -> torch.Tensor:
+        """``pid_gate``'s gate of each layer pair, for the criterion's per-pair terms."""
+        n_pairs = len(self._layer_lists()[0])
+        return torch.tensor([self._gate(f"gate_{k}") for k in range(n_pairs)],
+                            dtype=torch.float32, device=device)
+
     def _take_student_feats(self, y_pred):
         slots = self.student_feats_ or [None] * len(self._layer_lists()[1])
         self.student_feats_ = None  # do not keep tensors alive (or in pickles)
@@ -1029,12 +1127,22 @@ class PIDDistiller(NeuralNetClassifier):
                 row_hash = None
                 if phase == "teacher" and getattr(method, "needs_row_hash", False):
                     row_hash = _row_hashes(X).to(y_pred.device)
+                weights = (self._pair_weights(y_pred.device)
+                           if self.pid_gate and method.uses_features else None)
+                per_pair = weights is not None and method.weights_pairs
                 terms.update(self.method_(y_pred, t_logits, s_feats, t_feats, y_true,
                                           phase=phase,
                                           with_distance=self.student_steps_ > 0,
-                                          row_hash=row_hash))
+                                          row_hash=row_hash,
+                                          **({"pair_weights": weights} if per_pair else {})))
+                if self.pid_gate and "distill" in terms and not per_pair:
+                    # logit methods: the logits' gate; a criterion without per-pair
+                    # weights: the mean gate of its pairs
+                    terms["distill"] = terms["distill"] * (
+                        self._gate(LOGITS) if weights is None else weights.mean())
             if self.kd_weight > 0 and phase != "teacher":
-                terms["kd"] = kd_loss(_as_float32(y_pred), t_logits, self.temperature)
+                terms["kd"] = (kd_loss(_as_float32(y_pred), t_logits, self.temperature)
+                               * self._gate(LOGITS))
         if phase == "teacher":
             loss = terms["filter_ce"] + terms["distance"]
         else:
@@ -1213,6 +1321,8 @@ _SETTINGS = {
     "teacher_cache": check_flag,
     "on_nonfinite": lambda value, name: check_choice(value, name, ON_NONFINITE),
     "teacher_check": lambda value, name: check_choice(value, name, TEACHER_CHECKS),
+    "pid_gate": check_flag,
+    "pid_gate_every": lambda value, name: check_int(value, name, minimum=1),
     "random_state": _check_random_state, "lr": _check_lr,
     "max_epochs": lambda value, name: check_int(value, name, minimum=0),
     "optimizer": _check_optimizer_class, "filter_optimizer": _check_optimizer_class,

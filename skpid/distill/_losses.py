@@ -247,6 +247,11 @@ class DistillationLoss(nn.Module):
     ``student_terms`` and ``teacher_terms`` name them, so that the net's printed table
     has their columns from the first epoch.
 
+    With ``PIDDistiller(pid_gate=True)``, a criterion that sets ``weights_pairs = True``
+    receives ``pair_weights`` (a tensor with one gate per layer pair) in the student
+    phase and weights each pair's term by it; for any other criterion the net scales
+    the whole ``"distill"`` term by the mean gate.
+
     Settings are checked by :meth:`check_params` against ``param_checks`` (a dict from
     constructor parameter to a function ``check(value, name)`` that raises a clear
     error): the constructors of the built-in criteria call it, and
@@ -271,6 +276,8 @@ class DistillationLoss(nn.Module):
     two_phase = False
     #: The weight ``pid_weight="auto"`` gives this method's term.
     recommended_weight = 1.0
+    #: Whether ``forward`` takes ``pair_weights`` (``pid_gate``'s gate per layer pair).
+    weights_pairs = False
     # names of the terms forward returns in each phase (declared for the net's table)
     student_terms = ("distill",)
     teacher_terms = ()
@@ -366,6 +373,8 @@ class KDLoss(DistillationLoss):
 class _RegressorLoss(DistillationLoss):
     """Shared parts of FitNets and VID: one regressor student → teacher per layer pair."""
 
+    weights_pairs = True
+
     def build(self, teacher_shapes, student_shapes, n_classes, names=()):
         """One regressor (student features → teacher channels) per layer pair."""
         super().build(teacher_shapes, student_shapes, n_classes)
@@ -378,10 +387,10 @@ class FitNetLoss(_RegressorLoss):
     (summed over layer pairs)."""
 
     def forward(self, student_logits, teacher_logits, student_feats, teacher_feats, y,
-                phase="student", **kwargs):
+                phase="student", pair_weights=None, **kwargs):
         terms = [fitnet_loss(r(s), t.detach())
                  for r, s, t in zip(self.regressors, student_feats, teacher_feats)]
-        return {"distill": torch.stack(terms).sum()}
+        return {"distill": _weighted_sum(terms, pair_weights)}
 
 
 class VIDLoss(_RegressorLoss):
@@ -395,10 +404,10 @@ class VIDLoss(_RegressorLoss):
             nn.Parameter(torch.full((t[1],), _VAR_INIT)) for t in teacher_shapes)
 
     def forward(self, student_logits, teacher_logits, student_feats, teacher_feats, y,
-                phase="student", **kwargs):
+                phase="student", pair_weights=None, **kwargs):
         terms = [vid_loss(r(s), t.detach(), _variance(a)) for r, a, s, t in
                  zip(self.regressors, self.raw_variances, student_feats, teacher_feats)]
-        return {"distill": torch.stack(terms).sum()}
+        return {"distill": _weighted_sum(terms, pair_weights)}
 
 
 class RIDLoss(DistillationLoss):
@@ -481,6 +490,7 @@ class RIDLoss(DistillationLoss):
     # bench_distill_quality.py).
     recommended_weight = 10.0
     student_terms = ("distill", "distance", "gate")
+    weights_pairs = True
     teacher_terms = ("filter_ce", "distance")
     param_checks = {"rounds": check_rounds, "teacher_ratio": check_teacher_ratio,
                     "variance_penalty": check_variance_penalty,
@@ -569,7 +579,8 @@ class RIDLoss(DistillationLoss):
         return list(self.teacher_filters.parameters()) + list(self.heads.parameters())
 
     def forward(self, student_logits, teacher_logits, student_feats, teacher_feats, y,
-                phase="student", with_distance=True, row_hash=None, **kwargs):
+                phase="student", with_distance=True, row_hash=None, pair_weights=None,
+                **kwargs):
         if phase == "teacher":
             return self._teacher_terms(student_feats, teacher_feats, y, with_distance,
                                        row_hash)
@@ -578,9 +589,11 @@ class RIDLoss(DistillationLoss):
         with _eval(self.teacher_filters), torch.no_grad():
             targets = [f(t) for f, t in zip(self.teacher_filters, teacher_feats)]
         gates = self.gates()
+        # pid_gate's weights apply on top of the information gate
+        weights = gates if pair_weights is None else gates * pair_weights.to(gates)
         distances, terms = [], []
         for f_s, a, s, target, w in zip(self.student_filters, self.raw_variances,
-                                        student_feats, targets, gates):
+                                        student_feats, targets, weights):
             var = _variance(a)
             distance = rid_distance(f_s(s), target, var)
             distances.append(distance)
@@ -660,6 +673,12 @@ class TEDLoss(RIDLoss):
                          filter_holdout=filter_holdout, normalize=normalize,
                          info_gate=info_gate, gate_holdout=gate_holdout,
                          gate_momentum=gate_momentum, concurrent=concurrent)
+
+
+def _weighted_sum(terms: list, weights) -> torch.Tensor:
+    """Σ_k w_k · term_k (plain sum without weights)."""
+    stacked = torch.stack(terms)
+    return stacked.sum() if weights is None else (stacked * weights.to(stacked)).sum()
 
 
 @functools.lru_cache(maxsize=None)

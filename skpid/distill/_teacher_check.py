@@ -90,16 +90,34 @@ def teacher_information(representation: np.ndarray, labels: np.ndarray, *,
     >>> teacher_information(rng.normal(size=(300, 3)), y).p_value > 0.01
     True
     """
+    disc_seed, perm_seed = draw_seeds(random_state, 2)
+    codes = discretize(representation, n_clusters=n_clusters, n_components=n_components,
+                       random_state=int(disc_seed))
+    return information_test(codes, labels, n_permutations=n_permutations,
+                            random_state=int(perm_seed))
+
+
+def discretize(representation: np.ndarray, *, n_clusters: int = 10, n_components: int = 5,
+               random_state=0) -> np.ndarray:
+    """Codes ``0 … k-1`` of the rows of a representation (flattened per sample): the
+    estimators' discretization (:class:`~skpid.KMeansDiscretizer`), renumbered so that
+    every code occurs."""
     X = np.asarray(representation, dtype=np.float64).reshape(len(representation), -1)
+    codes = KMeansDiscretizer(n_clusters=n_clusters, n_components=n_components,
+                              random_state=random_state).fit_transform(X).ravel()
+    return np.unique(codes, return_inverse=True)[1].ravel()
+
+
+def information_test(codes: np.ndarray, labels: np.ndarray, *,
+                     n_permutations: int = N_PERMUTATIONS,
+                     random_state=0) -> TeacherInformation:
+    """I(codes; labels) with its permutation bias correction and p-value (codes and
+    labels: integers from 0)."""
     labels = np.asarray(labels, dtype=np.int64)
     n_labels = int(labels.max()) + 1
-    disc_seed, perm_seed = draw_seeds(random_state, 2)
-    codes = KMeansDiscretizer(n_clusters=n_clusters, n_components=n_components,
-                              random_state=int(disc_seed)).fit_transform(X).ravel()
-    codes = np.unique(codes, return_inverse=True)[1].ravel()
     n_codes = int(codes.max()) + 1
     observed = mutual_information_bits(codes, labels, n_codes, n_labels)
-    rng = np.random.default_rng(perm_seed)
+    rng = np.random.default_rng(random_state)
     permuted = np.array([mutual_information_bits(codes, rng.permutation(labels), n_codes,
                                                  n_labels) for _ in range(n_permutations)])
     p_value = (1 + np.count_nonzero(permuted >= observed - 1e-12)) / (1 + n_permutations)

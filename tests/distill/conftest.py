@@ -49,3 +49,30 @@ def state_copy(module):
 
 def same_state(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class NoiseOnly(torch.nn.Module):
+    """A teacher that sees only the noise columns appended by ``noisy_digits``:
+    I(Y;T) = 0 at every layer (``net.body``) and at its logits."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = MLP(64, hidden=32)
+
+    def forward(self, x):
+        return self.net(x[:, 64:])
+
+
+@pytest.fixture(scope="session")
+def noisy_digits(digits):
+    """``digits`` with 64 columns of Gaussian noise appended (128 columns)."""
+    X, y = digits
+    noise = np.random.default_rng(0).normal(size=X.shape).astype(np.float32)
+    return np.concatenate([X, noise], axis=1), y
+
+
+@pytest.fixture
+def noise_only():
+    """A fresh :class:`NoiseOnly` teacher in eval mode."""
+    return NoiseOnly().eval()

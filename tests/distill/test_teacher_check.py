@@ -14,25 +14,6 @@ from skpid.distill.models import MLP
 from skpid.exceptions import NuisanceTeacherWarning
 
 
-class NoiseOnly(torch.nn.Module):
-    """A teacher that sees only the appended noise columns: I(Y;T) = 0."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.net = MLP(64, hidden=32)
-
-    def forward(self, x):
-        return self.net(x[:, 64:])
-
-
-@pytest.fixture(scope="module")
-def noisy_digits(digits):
-    X, y = digits
-    noise = np.random.default_rng(0).normal(size=X.shape).astype(np.float32)
-    return np.concatenate([X, noise], axis=1), y
-
-
 @pytest.fixture(scope="module")
 def trained_teacher(noisy_digits):
     X, y = noisy_digits
@@ -50,13 +31,13 @@ def distiller(teacher, layer, **kw):
                         max_epochs=1, train_split=None, verbose=0, random_state=0, **kw)
 
 
-def test_nuisance_teacher_is_reported_with_layer_estimate_and_p_value(noisy_digits):
+def test_nuisance_teacher_is_reported_with_layer_estimate_and_p_value(noisy_digits, noise_only):
     X, y = noisy_digits
     with pytest.warns(NuisanceTeacherWarning,
                       match=r"teacher layer 'net\.body' holds no measurable task "
                             r"information: I\(Y;T\) = 0\.\d{3} bits .*permutation "
                             r"p-value 0\.\d{3} > 0\.01 on 300 training rows"):
-        net = distiller(NoiseOnly().eval(), "net.body").fit(X, y)
+        net = distiller(noise_only, "net.body").fit(X, y)
     assert set(net.teacher_information_) == {"net.body"}
     assert 0 <= net.teacher_information_["net.body"] < 0.1
 
@@ -69,22 +50,22 @@ def test_trained_teacher_passes_silently(noisy_digits, trained_teacher):
     assert net.teacher_information_["body"] > 1.5  # of log2(10) = 3.3 bits
 
 
-def test_raise_and_ignore(noisy_digits):
+def test_raise_and_ignore(noisy_digits, noise_only):
     X, y = noisy_digits
     with pytest.raises(ValueError, match="teacher layer 'net.body' holds no measurable"):
-        distiller(NoiseOnly().eval(), "net.body", teacher_check="raise").fit(X, y)
+        distiller(noise_only, "net.body", teacher_check="raise").fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", NuisanceTeacherWarning)
-        net = distiller(NoiseOnly().eval(), "net.body", teacher_check="ignore").fit(X, y)
+        net = distiller(noise_only, "net.body", teacher_check="ignore").fit(X, y)
     assert net.teacher_information_ == {}
     with pytest.raises(ValueError, match=r"teacher_check must be one of \('warn', "
                                          r"'raise', 'ignore'\); got 'loud'"):
-        distiller(NoiseOnly().eval(), "net.body", teacher_check="loud").fit(X, y)
+        distiller(noise_only, "net.body", teacher_check="loud").fit(X, y)
 
 
-def test_logits_are_checked_without_layers_and_once_per_fit(noisy_digits):
+def test_logits_are_checked_without_layers_and_once_per_fit(noisy_digits, noise_only):
     X, y = noisy_digits
-    net = PIDDistiller(MLP, NoiseOnly().eval(), method="kd", module__n_features=128,
+    net = PIDDistiller(MLP, noise_only, method="kd", module__n_features=128,
                        module__hidden=8, max_epochs=1, train_split=None, verbose=0,
                        random_state=0)
     with pytest.warns(NuisanceTeacherWarning, match="teacher layer 'logits'"):
