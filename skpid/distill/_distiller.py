@@ -29,7 +29,7 @@ from ._losses import (METHODS, DistillationLoss, NoDistillation, _eval, check_pa
                       check_variance_penalty, kd_loss, rid_phase)
 from ._pid_gate import LOGITS, MIN_ROWS, GateMeter
 from ._teacher import FrozenTeacher
-from ._teacher_check import LEVEL, MAX_ROWS, teacher_information
+from ._teacher_check import LEVEL, subsample_rows, teacher_information
 
 # Loss terms recorded per batch and averaged per epoch in ``history`` (with a
 # "train_"/"valid_" prefix): student cross-entropy, the distillation term the student
@@ -801,9 +801,7 @@ class PIDDistiller(NeuralNetClassifier):
             self._check_teacher(X, y)
         if self.pid_gate:
             # one meter per call: its rows and teacher codes hold for this call's data
-            seed = (self.random_state if isinstance(self.random_state, numbers.Integral)
-                    else 0)
-            self._gate_meter = GateMeter(self._gate_names(), seed)
+            self._gate_meter = GateMeter(self._gate_names(), self._fit_seed())
             self._gate_start = len(self.history)
             self.pid_gates_ = {}
         self.step_ = 0
@@ -822,25 +820,16 @@ class PIDDistiller(NeuralNetClassifier):
         if self.teacher_check == "ignore":
             return
         dataset = self.get_dataset(X, y)
-        seed = self.random_state if isinstance(self.random_state, numbers.Integral) else 0
-        rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(len(dataset), min(len(dataset), MAX_ROWS), replace=False))
-        reps, labels = None, []
-        for batch in self.get_iterator(Subset(dataset, rows), training=False):
-            xb, yb = unpack_data(batch)
-            _, t_feats = self.teacher_(xb)
-            reps = [[] for _ in t_feats] if reps is None else reps
-            for kept, feats in zip(reps, t_feats):
-                kept.append(_as_float32(feats).cpu().numpy())
-            labels.append(np.asarray(yb.cpu() if isinstance(yb, torch.Tensor) else yb))
-        # information does not depend on what the labels are called: codes 0..k-1
-        labels = np.unique(np.concatenate(labels), return_inverse=True)[1].ravel()
+        seed = self._fit_seed()
         t_layers = self._layer_lists()[0]
-        for layer, kept in zip(t_layers, reps):
+        reps, _, labels = self._gather(dataset, subsample_rows(len(dataset), seed),
+                                       range(len(t_layers)), student=False)
+        # information does not depend on what the labels are called: codes 0..k-1
+        labels = np.unique(labels, return_inverse=True)[1].ravel()
+        for layer, values in zip(t_layers, reps):
             name = layer or "logits"
             if name in self.teacher_information_:  # a layer paired twice
                 continue
-            values = np.concatenate(kept)
             if not np.isfinite(values).all():
                 # nothing to measure; training reports the non-finite teacher output
                 continue
@@ -848,6 +837,32 @@ class PIDDistiller(NeuralNetClassifier):
             self.teacher_information_[name] = info.bits
             if info.p_value > LEVEL:
                 self._report_nuisance(name, info)
+
+    def _fit_seed(self) -> int:
+        """The seed of the measurements of a fit (``random_state`` if an int, else 0)."""
+        return self.random_state if isinstance(self.random_state, numbers.Integral) else 0
+
+    @torch.no_grad()
+    def _gather(self, dataset, rows, pairs, student=True):
+        """The teacher's (and the student's) representations at each of ``pairs`` (a
+        layer pair index, or None for the logits) over ``rows`` of ``dataset``, as float32
+        arrays, and the labels: ``(teacher, student or None, labels)``."""
+        pairs = list(pairs)
+        teacher, students, labels = [[] for _ in pairs], [[] for _ in pairs], []
+        for batch in self.get_iterator(Subset(dataset, rows), training=False):
+            xb, yb = unpack_data(batch)
+            if student:
+                t_logits, t_feats, s_logits, s_feats = self._probe(xb, all_layers=True)
+            else:
+                t_logits, t_feats = self.teacher_(xb)
+            for k, pair in enumerate(pairs):
+                teacher[k].append(_numpy(t_logits if pair is None else t_feats[pair]))
+                if student:
+                    students[k].append(_numpy(s_logits if pair is None else s_feats[pair]))
+            labels.append(np.asarray(yb.cpu() if isinstance(yb, torch.Tensor) else yb))
+        return ([np.concatenate(t) for t in teacher],
+                [np.concatenate(s) for s in students] if student else None,
+                np.concatenate(labels).ravel())
 
     def _report_nuisance(self, name, info) -> None:
         message = (
@@ -933,22 +948,12 @@ class PIDDistiller(NeuralNetClassifier):
             gate = self.pid_gates_.get(name)
             self.history.record(name, 1.0 if gate is None else gate.gate)
 
-    @torch.no_grad()
     def _measure_gates(self, dataset, names) -> dict:
-        rows = self._gate_meter.rows(len(dataset))
-        teacher, student, labels = [[] for _ in names], [[] for _ in names], []
-        for batch in self.get_iterator(Subset(dataset, rows), training=False):
-            xb, yb = unpack_data(batch)
-            t_logits, t_feats, s_logits, s_feats = self._probe(xb, all_layers=True)
-            pairs = [(t_logits, s_logits) if name == LOGITS else (t_feats[k], s_feats[k])
-                     for k, name in enumerate(names)]
-            for k, (t, s) in enumerate(pairs):
-                teacher[k].append(_as_float32(t).cpu().numpy())
-                student[k].append(_as_float32(s).cpu().numpy())
-            labels.append(np.asarray(yb.cpu() if isinstance(yb, torch.Tensor) else yb))
-        return self._gate_meter.measure([np.concatenate(t) for t in teacher],
-                                        [np.concatenate(s) for s in student],
-                                        np.concatenate(labels).ravel())
+        # gate_k is pair k (names list the pairs in order, the logits' gate last)
+        pairs = [None if name == LOGITS else k for k, name in enumerate(names)]
+        teacher, student, labels = self._gather(
+            dataset, self._gate_meter.rows(len(dataset)), pairs)
+        return self._gate_meter.measure(teacher, student, labels)
 
     def _gate(self, name: str) -> float:
         gate = getattr(self, "pid_gates_", {}).get(name) if self.pid_gate else None
@@ -1246,6 +1251,11 @@ def _unwrap(module):
 
 def _as_float32(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.float() if tensor.is_floating_point() else tensor
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A representation as a float32 numpy array on the CPU."""
+    return _as_float32(tensor).cpu().numpy()
 
 
 def _check_seed(random_state) -> int:

@@ -27,7 +27,8 @@ import numpy as np
 
 from .._pid import pid_from_counts
 from .._sampling import draw_seeds, joint_counts
-from ._teacher_check import LEVEL, MAX_ROWS, TeacherInformation, discretize, information_test
+from ._teacher_check import (LEVEL, TeacherInformation, discretize, information_test,
+                             subsample_rows)
 
 #: The gate is fully open while the student lacks at least this share of the teacher's
 #: task information, and closes linearly below it.
@@ -83,10 +84,9 @@ class GateMeter:
         self.teachers_ = None
 
     def rows(self, n_rows: int) -> np.ndarray:
-        """The (at most :data:`MAX_ROWS`) rows measured on every call: fixed per fit."""
+        """The (at most 2,000) rows measured on every call: fixed per fit."""
         if self.rows_ is None:
-            rng = np.random.default_rng(self.random_state)
-            self.rows_ = np.sort(rng.choice(n_rows, min(n_rows, MAX_ROWS), replace=False))
+            self.rows_ = subsample_rows(n_rows, self.random_state)
         return self.rows_
 
     def measure(self, teacher_reps: list, student_reps: list, labels: np.ndarray) -> dict:

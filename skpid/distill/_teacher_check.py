@@ -29,6 +29,13 @@ N_PERMUTATIONS = 199
 MAX_ROWS = 2000
 
 
+def subsample_rows(n_rows: int, random_state=0) -> np.ndarray:
+    """The rows a measurement reads: all of them, or a seeded sorted subsample of
+    :data:`MAX_ROWS`."""
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(n_rows, min(n_rows, MAX_ROWS), replace=False))
+
+
 class TeacherInformation(NamedTuple):
     """Task information of one teacher representation."""
 
