@@ -76,8 +76,8 @@ from skpid import score_representations
 from skpid.exceptions import NuisanceTeacherWarning
 from skpid.distill import PIDDistiller
 from skpid.distill._pid_gate import GateMeter
-from skpid.distill._tasks import Select, paper_init, per_class_subset
-from skpid.distill._tasks import tabular_task as shared_tabular_task
+from skpid.distill.tasks import Select, paper_init, per_class_subset
+from skpid.distill.tasks import tabular_task as shared_tabular_task
 from skpid.distill.models import MLP, SmallCNN
 
 # name -> (method, PIDDistiller parameters); every weight is pid_weight="auto" (the

@@ -29,7 +29,7 @@ from scipy import stats
 from skorch import NeuralNetClassifier
 
 from skpid import PIDDistiller, score_layers
-from skpid.distill._tasks import Select, paper_init, tabular_task
+from skpid.distill.tasks import Select, paper_init, tabular_task
 from skpid.distill.models import MLP
 
 QUICK = os.environ.get("SKPID_EXAMPLES_QUICK") == "1"  # fewer seeds and epochs (CI)

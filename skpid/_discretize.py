@@ -17,20 +17,8 @@ from sklearn.utils.extmath import randomized_svd, svd_flip
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 from threadpoolctl import ThreadpoolController
 
+from ._arrays import to_numpy as tensor_to_numpy  # the package's one conversion
 from ._pid._validation import check_int
-
-
-def tensor_to_numpy(X):
-    """Torch tensors (on any device, with or without grad, of any float dtype) as numpy
-    arrays; anything else unchanged."""
-    if hasattr(X, "detach") and hasattr(X, "cpu"):
-        tensor = X.detach().cpu()
-        # numpy has no bfloat16 (nor float8): widen low-precision floats to float32,
-        # which holds their values exactly.
-        if tensor.is_floating_point() and tensor.element_size() < 4:
-            tensor = tensor.float()
-        return tensor.numpy()
-    return X
 
 
 def flatten_samples(X):

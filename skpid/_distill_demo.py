@@ -39,7 +39,7 @@ def run_distill_demo(seed: int = 0, epochs: int = 50, seeds: int = 3,
 def _teachers(task, seed, epochs):
     from skorch import NeuralNetClassifier
 
-    from .distill._tasks import Select, paper_init
+    from .distill.tasks import Select, paper_init
     from .distill.models import MLP
 
     n_features = task.X_train.shape[1]
@@ -60,7 +60,7 @@ def _run(seed, epochs, seeds, out):
     from ._estimator import score_representations
     from .exceptions import NuisanceTeacherWarning
     from .distill import PIDDistiller
-    from .distill._tasks import tabular_task
+    from .distill.tasks import tabular_task
     from .distill.models import MLP
 
     start = time.perf_counter()

@@ -40,8 +40,10 @@ def _modules():
     import skpid.datasets
     import skpid.distill
     import skpid.distill.models
+    import skpid.distill.tasks
     import skpid.exceptions
-    return [skpid, skpid.distill, skpid.distill.models, skpid.datasets, skpid.exceptions]
+    return [skpid, skpid.distill, skpid.distill.models, skpid.distill.tasks, skpid.datasets,
+            skpid.exceptions]
 
 
 def test_every_public_name_is_in_the_api_reference():

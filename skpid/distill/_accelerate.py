@@ -11,7 +11,8 @@ import torch
 from skorch.callbacks import LRScheduler
 from skorch.hf import AccelerateMixin
 
-from ._distiller import _OPTIMIZERS, PIDDistiller
+from ._distiller import PIDDistiller
+from ._params import OPTIMIZERS
 
 # The net's torch components (the student, its criterion, the distillation criterion)
 _MODULES = ("module", "criterion", "method")
@@ -129,7 +130,7 @@ class AcceleratedPIDDistiller(AccelerateMixin, PIDDistiller):
         with _finding_unused_parameters(self.accelerator):
             for name in _MODULES:
                 self._prepare_module(name)
-        for name in _OPTIMIZERS:
+        for name in OPTIMIZERS:
             setattr(self, name + "_", self.accelerator.prepare(getattr(self, name + "_")))
         for _, callback in self.callbacks_:
             if isinstance(callback, LRScheduler) and hasattr(callback, "policy_"):

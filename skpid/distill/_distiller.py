@@ -1,63 +1,48 @@
-"""PIDDistiller: a skorch classifier trained by distillation from a frozen teacher."""
+"""PIDDistiller: a skorch classifier trained by distillation from a frozen teacher.
+
+The net is a template of skorch's documented steps (``initialize_*``, ``train_step`` →
+``train_step_single`` → ``infer`` → ``get_loss``); what cuts across them lives in
+callbacks (:class:`TeacherCheck`, :class:`PIDGate`, :class:`PIDMonitor`) and in small
+modules: the parameters and their checks (``_params``), seeding (``_seeding``), data
+casting (``_data``), non-finite diagnosis (``_nonfinite``), the epoch table
+(``_printlog``).
+"""
 
 from __future__ import annotations
 
-import contextlib
-import difflib
 import math
-import numbers
-import threading
 import warnings
-import zlib
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 from sklearn.base import clone
 from skorch import NeuralNetClassifier
+from skorch.callbacks import EpochScoring
 from skorch.dataset import unpack_data
 from skorch.utils import TeeGenerator, to_tensor
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
 
+from .._arrays import to_numpy
 from .._labels import fit_labels, transform_labels
-from .._pid._validation import check_choice, check_flag, check_int, check_real
-from ..exceptions import NuisanceTeacherWarning
-from ._callbacks import _DistillerPrintLog
+from ._data import cast_input, row_hashes, single_row_tail
 from ._hooks import capture, resolve_layers
-from ._losses import (METHODS, DistillationLoss, NoDistillation, _eval, check_pair,
-                      check_rounds, check_teacher_ratio, check_temperature,
-                      check_variance_penalty, kd_loss, rid_phase)
-from ._pid_gate import LOGITS, MIN_ROWS, GateMeter
+from ._losses import DistillationLoss, NoDistillation, _eval, check_pair, kd_loss, rid_phase
+from ._nonfinite import check_finite_input, report_nonfinite
+from ._params import (METHOD_SETTINGS, OPTIMIZERS, READ_PER_FIT, check_lr_for,
+                      check_params_given, check_settings, check_values, construct_optimizer,
+                      keep_optimizer_params, layer_lists, method_class, set_plain)
+from ._pid_gate import LOGITS, PIDGate
+from ._printlog import DistillerPrintLog
+from ._seeding import loader_generator, seeded
 from ._teacher import FrozenTeacher
-from ._teacher_check import LEVEL, subsample_rows, teacher_information
+from ._teacher_check import TeacherCheck
 
 # Loss terms recorded per batch and averaged per epoch in ``history`` (with a
 # "train_"/"valid_" prefix): student cross-entropy, the distillation term the student
 # minimises, RID's filter-head cross-entropy and filter distance, the logit-KD add-on.
 _TERMS = ("ce", "distill", "filter_ce", "distance", "kd", "gate")
-
-# The optimizers the net builds: the student side and RID's teacher filters and heads.
-_OPTIMIZERS = ("optimizer", "filter_optimizer")
-# Net-level parameters handed to the criterion of a method given by name (its
-# constructor parameters of the same name).
-_METHOD_SETTINGS = {"kd": ("temperature",),
-                    "rid": ("rounds", "teacher_ratio", "variance_penalty"),
-                    "ted": ("teacher_ratio", "variance_penalty")}
-# Prefixes of parameters that configure no component: read when an iterator or dataset
-# is made.
-_READ_PER_FIT = ("iterator_train", "iterator_valid", "dataset")
-
-ON_NONFINITE = ("raise", "warn")
-TEACHER_CHECKS = ("warn", "raise", "ignore")
-
-# Seeded fits set torch's global generators (dropout has no other source of randomness)
-# and restore them afterwards. torch has one global generator per device for the whole
-# process, so two seeded fits in two threads would draw from, and restore over, each
-# other's state: they take this lock for the whole call. Re-entrant: a seeded fit inside
-# a seeded fit (a callback fitting another net) runs in the same thread.
-_SEED_LOCK = threading.RLock()
-# The DataLoader generators of the seeded calls running in this thread, by id(net).
-_SEEDED = threading.local()
 
 
 def softmax_rows(logits: torch.Tensor) -> torch.Tensor:
@@ -359,18 +344,19 @@ class PIDDistiller(NeuralNetClassifier):
 
     @property
     def _default_callbacks(self):
-        from skorch.callbacks import EpochScoring
         callbacks = dict(super()._default_callbacks)
         callbacks["valid_acc"] = EpochScoring(_encoded_accuracy, name="valid_acc",
                                               lower_is_better=False)
-        callbacks["print_log"] = _DistillerPrintLog()
+        callbacks["teacher_check"] = TeacherCheck()
+        callbacks["pid_gate"] = PIDGate()
+        callbacks["print_log"] = DistillerPrintLog()
         return list(callbacks.items())
 
     def _history_keys(self) -> list:
         """The epoch keys of ``history`` this fit can record, declared before the first
         epoch so that the printed table has a column for each from the start: the loss
         terms the method returns in either phase, and the keys of callbacks that declare
-        theirs (:class:`PIDMonitor`)."""
+        theirs (:class:`PIDMonitor`, :class:`PIDGate`)."""
         method = self._method()
         two_phase = getattr(method, "two_phase", False)
         needs_teacher = self.kd_weight > 0 or not isinstance(method, NoDistillation)
@@ -383,7 +369,6 @@ class PIDDistiller(NeuralNetClassifier):
         if self.train_split is not None:
             keys += [f"valid_{term}" for term in student]
         keys += ["teacher_phase"] if two_phase else []
-        keys += self._gate_names() if self.pid_gate else []
         for _, callback in self.callbacks_:
             declare = getattr(callback, "_history_keys", None)
             if callable(declare):
@@ -422,17 +407,17 @@ class PIDDistiller(NeuralNetClassifier):
                 "parameters cannot configure it; pass a new teacher instead.")
         initialized = self.initialized_
         if initialized:
-            self._check_params_given(kwargs)
+            check_params_given(self, kwargs)
         new_teacher = "teacher" in kwargs
         if new_teacher:
-            self._set_module_setting("teacher", kwargs.pop("teacher"))
+            set_plain(self, "teacher", kwargs.pop("teacher"))
         if isinstance(kwargs.get("method"), torch.nn.Module) and not initialized:
             # an initialized net has registered "method" as a component: skorch sets it
-            self._set_module_setting("method", kwargs.pop("method"))
+            set_plain(self, "method", kwargs.pop("method"))
         # skorch takes an optimizer class set on an initialized net for a component
         # parameter and fails ("Something went wrong"): set the class as the plain
         # parameter it is and rebuild the optimizers below.
-        new_classes = ({k: kwargs.pop(k) for k in _OPTIMIZERS if k in kwargs}
+        new_classes = ({k: kwargs.pop(k) for k in OPTIMIZERS if k in kwargs}
                        if initialized else {})
         for name, value in new_classes.items():
             setattr(self, name, value)
@@ -440,115 +425,52 @@ class PIDDistiller(NeuralNetClassifier):
             # skorch rebuilds a component for each prefixed parameter set on an
             # initialized net, and fails ("Something went wrong") for the prefixes that
             # name none: the DataLoaders' and the dataset's, read afresh by every fit.
-            for key in [k for k in kwargs if k.partition("__")[0] in _READ_PER_FIT]:
+            for key in [k for k in kwargs if k.partition("__")[0] in READ_PER_FIT]:
                 setattr(self, key, kwargs.pop(key))
         super().set_params(**kwargs)
         if initialized:
-            self._keep_optimizer_params(kwargs)
+            keep_optimizer_params(self, kwargs)
             if new_classes:
                 self.initialize_optimizer()
         if new_teacher and initialized:
-            self.teacher_ = FrozenTeacher(self.teacher, self._layer_lists()[0],
-                                          device=self._placement(),
-                                          cache=self.teacher_cache)
+            self.teacher_ = self._frozen_teacher()
         return self
-
-    def _set_module_setting(self, name, value) -> None:
-        """Set a parameter that may hold a torch module but is a setting, not a component
-        the net builds: the teacher (used as is), a criterion instance as ``method``.
-
-        skorch's ``__setattr__`` takes any torch module assigned outside an
-        ``initialize_*`` method for a component and refuses it; skorch has no public way
-        to set a module-valued plain parameter, so this writes the instance dictionary.
-        """
-        vars(self)[name] = value
-
-    def _check_optimizer_params_given(self, params: dict) -> None:
-        """skorch sets optimizer parameters on an initialized net in place, where torch
-        checks nothing (a momentum of -1, a misspelt name): let the optimizer's
-        constructor check them, on a throwaway parameter."""
-        for prefix in _OPTIMIZERS:
-            given = {key[len(prefix) + 2:]: value for key, value in params.items()
-                     if key.startswith(prefix + "__") and "__" not in key[len(prefix) + 2:]}
-            if not given and prefix not in params and "lr" not in params:
-                continue
-            cls = params.get(prefix, getattr(self, prefix))
-            if prefix == "filter_optimizer" and cls is None:
-                cls = params.get("optimizer", self.optimizer)
-            kwargs = {**self.get_params_for(prefix), **given}
-            kwargs.pop("param_groups", None)
-            kwargs.setdefault("lr", params.get("lr", self.lr))
-            current = getattr(self, prefix + "_", None)
-            dtype = next((p.dtype for group in getattr(current, "param_groups", [])
-                          for p in group["params"]), torch.float32)
-            placeholder = torch.zeros(1, dtype=dtype, requires_grad=True)
-            lr_name = f"{prefix}__lr" if "lr" in given else "lr"
-            _check_lr_for(kwargs["lr"], [placeholder], lr_name)
-            _construct_optimizer(prefix, cls, ([placeholder],), kwargs)
-
-    def _keep_optimizer_params(self, params) -> None:
-        """On an initialized net skorch applies ``<optimizer>__<name>`` to the optimizer
-        in place but does not keep it: the next ``fit`` rebuilds the optimizer without
-        it. Keep it as a parameter (as the constructor does). ``lr`` is kept by skorch;
-        the filter optimizer, whose ``lr`` defaults to it, follows it in place."""
-        for key, value in params.items():
-            name, _, rest = key.partition("__")
-            if name in _OPTIMIZERS and rest and "__" not in rest:
-                setattr(self, key, value)
-        if "lr" in params and "filter_optimizer__lr" not in vars(self):
-            optimizer = getattr(self, "filter_optimizer_", None)
-            for group in getattr(optimizer, "param_groups", []):
-                group["lr"] = params["lr"]
 
     # ------------------------------------------------------------------ seeding
     def fit(self, X, y, **fit_params):
         """Initialize and train the net (skorch's ``fit``), seeded by ``random_state``."""
-        with self._seeded():
+        with seeded(self):
             return super().fit(X, y, **fit_params)
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Train on ``X, y`` without re-initializing (skorch's ``partial_fit``), seeded
         by ``random_state``."""
-        with self._seeded():
+        with seeded(self):
             return super().partial_fit(X, y, classes=classes, **fit_params)
 
-    @contextlib.contextmanager
-    def _seeded(self):
-        active = _active_seeded()
-        # fit calls partial_fit: seed once, at the outermost call.
-        if self.random_state is None or id(self) in active:
-            yield
-            return
-        seed = _check_seed(self.random_state)
-        # Distinct streams for the global generator (weights, dropout) and the two
-        # DataLoaders, so that the batch order does not repeat the weights' draws.
-        train_seed, valid_seed = np.random.SeedSequence(seed).generate_state(2)
-        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with _SEED_LOCK, torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
-            active[id(self)] = {
-                "iterator_train": torch.Generator().manual_seed(int(train_seed)),
-                "iterator_valid": torch.Generator().manual_seed(int(valid_seed))}
-            try:
-                yield
-            finally:
-                del active[id(self)]
+    def get_iterator(self, dataset, training=False):
+        """skorch's ``get_iterator``, with two changes.
 
-    def get_params_for(self, prefix):
-        """skorch's ``get_params_for``; in a seeded call the DataLoaders also get the
-        call's own generator (unless ``iterator_*__generator`` is set), so that the
-        batch order neither draws from nor depends on torch's global generator."""
-        params = super().get_params_for(prefix)
-        if prefix == "iterator_train" and "drop_last" not in params:
-            n_rows = getattr(_ITERATING, "n_rows", None)
-            if n_rows is not None and _single_row_tail(
-                    n_rows, params.get("batch_size", self.batch_size)):
-                params["drop_last"] = True
-        generators = _active_seeded().get(id(self))
-        if (generators is not None and prefix in generators and "generator" not in params
-                and _is_dataloader(getattr(self, prefix, None))):
-            params["generator"] = generators[prefix]
-        return params
+        A training epoch whose last batch would hold a single row drops that batch (one
+        row, a different one each epoch when shuffled): BatchNorm cannot normalise one
+        row in training mode. Set ``iterator_train__drop_last`` yourself to decide
+        otherwise. In a seeded call the DataLoaders get the call's own generator (unless
+        ``iterator_*__generator`` is set), so that the batch order neither draws from nor
+        depends on torch's global generator.
+        """
+        prefix = "iterator_train" if training else "iterator_valid"
+        kwargs = self.get_params_for(prefix)
+        kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
+        if training and "drop_last" not in kwargs and single_row_tail(
+                len(dataset), kwargs["batch_size"]):
+            kwargs["drop_last"] = True
+        iterator = getattr(self, prefix)
+        generator = loader_generator(self, prefix)
+        if generator is not None and "generator" not in kwargs and _is_dataloader(iterator):
+            kwargs["generator"] = generator
+        return iterator(dataset, **kwargs)
 
     def effective_pid_weight(self) -> float:
         """``pid_weight``, with ``"auto"`` resolved to the method's recommended weight."""
@@ -556,91 +478,22 @@ class PIDDistiller(NeuralNetClassifier):
             return float(self._method().recommended_weight)
         return float(self.pid_weight)
 
-    def get_iterator(self, dataset, training=False):
-        """skorch's ``get_iterator``; a training epoch whose last batch would hold a
-        single row drops that batch (one row, a different one each epoch when shuffled):
-        BatchNorm cannot normalise one row in training mode. Set
-        ``iterator_train__drop_last`` yourself to decide otherwise."""
-        _ITERATING.n_rows = len(dataset) if training else None
-        try:
-            return super().get_iterator(dataset, training=training)
-        finally:
-            _ITERATING.n_rows = None
-
-    # ------------------------------------------------------------------ validation
-    def _check_settings(self) -> None:
-        """Validate the distillation parameters; raise before anything trains."""
-        if self.teacher is None:
-            raise TypeError("teacher is required: a torch nn.Module, a fitted skorch net "
-                            "or a fitted scikit-learn classifier.")
-        built = [k for k in vars(self) if k.startswith("teacher__")]
-        if built:
-            raise ValueError(
-                f"{', '.join(sorted(built))}: the teacher is passed already built, so "
-                "teacher__* parameters cannot configure it; build the teacher with the "
-                "settings you want and pass that instance.")
-        self._check_values()
-        t_layers, s_layers = self._layer_lists()
-        if len(t_layers) != len(s_layers):
-            raise ValueError(
-                f"teacher_layers and student_layers are paired in order and must have the "
-                f"same length; got {len(t_layers)} and {len(s_layers)}.")
-
-    def _check_values(self) -> None:
-        """Check the values of the settings (cheap: run again before every training)."""
-        _method_class(self.method)
-        for name, check in _SETTINGS.items():
-            check(getattr(self, name), name)
-        for key, value in vars(self).items():
-            _check_optimizer_param(key, value)
-
-    def _check_params_given(self, params: dict) -> None:
-        """Check the parameters given to ``set_params`` with the checks ``fit`` runs."""
-        method = params.get("method", self.method)
-        cls = _method_class(method)
-        # all method__* the criterion will be built with, not only the new ones: a new
-        # method may not take the parameters set for the old one
-        method_params = {**self.get_params_for("method"),
-                         **{k[len("method__"):]: v for k, v in params.items()
-                            if k.startswith("method__")}}
-        cls.check_params(method_params, prefix="method__")
-        for key, value in params.items():
-            if key in _SETTINGS:
-                _SETTINGS[key](value, key)
-            _check_optimizer_param(key, value)
-        self._check_optimizer_params_given(params)
-        if "teacher_layers" in params or "student_layers" in params:
-            t_layers, s_layers = self._layer_lists(params)
-            if len(t_layers) != len(s_layers):
-                raise ValueError(
-                    f"teacher_layers and student_layers are paired in order and must have "
-                    f"the same length; got {len(t_layers)} and {len(s_layers)}.")
-
     def _layer_lists(self, params=None):
-        """``teacher_layers`` and ``student_layers`` as lists (from ``params`` where it
-        holds them: values about to be set)."""
-        params = params or {}
-
-        def as_list(layers, name):
-            if layers is None or isinstance(layers, str):
-                return [layers]
-            if not isinstance(layers, (list, tuple)) or not layers:
-                raise ValueError(f"{name} must be None, a module path or a non-empty list "
-                                 f"of module paths; got {layers!r}.")
-            return list(layers)
-        return (as_list(params.get("teacher_layers", self.teacher_layers), "teacher_layers"),
-                as_list(params.get("student_layers", self.student_layers), "student_layers"))
+        """``teacher_layers`` and ``student_layers`` as lists."""
+        return layer_lists(self, params)
 
     # ------------------------------------------------------------------ initialize hooks
     def initialize_module(self):
         """Validate the settings, build the student (skorch) and wrap the teacher."""
-        self._check_settings()
+        check_settings(self)
         super().initialize_module()
-        t_layers, s_layers = self._layer_lists()
-        resolve_layers(self.module_, s_layers, "student_layers")  # fail early, clearly
-        self.teacher_ = FrozenTeacher(self.teacher, t_layers, device=self._placement(),
-                                      cache=self.teacher_cache)
+        resolve_layers(self.module_, self._layer_lists()[1], "student_layers")  # fail early
+        self.teacher_ = self._frozen_teacher()
         return self
+
+    def _frozen_teacher(self) -> FrozenTeacher:
+        return FrozenTeacher(self.teacher, self._layer_lists()[0], device=self._placement(),
+                             cache=self.teacher_cache)
 
     def _placement(self):
         """Device of the teacher and of the distillation parts: ``device``."""
@@ -658,7 +511,7 @@ class PIDDistiller(NeuralNetClassifier):
         """The student's criterion (skorch) plus the distillation criterion ``method_``."""
         super().initialize_criterion()
         # set_params(method=..., method__...) on an initialized net comes straight here
-        cls = _method_class(self.method)
+        cls = method_class(self.method)
         kwargs = self.get_params_for("method")
         # The constructor runs the same checks; here they name the parameters as the
         # user gave them (method__rounds, not rounds).
@@ -666,7 +519,7 @@ class PIDDistiller(NeuralNetClassifier):
         if isinstance(self.method, str):
             # the net-level settings are the source; method__* given too take precedence
             settings = {name: getattr(self, name)
-                        for name in _METHOD_SETTINGS.get(self.method, ())}
+                        for name in METHOD_SETTINGS.get(self.method, ())}
             method = cls(**{**settings, **kwargs})
         else:
             method = self.initialized_instance(self.method, kwargs)
@@ -694,7 +547,7 @@ class PIDDistiller(NeuralNetClassifier):
         routes ``optimizer__*`` (constructor, ``set_params``, grid searches). The
         filters only exist from the first batch of ``fit``, which calls this again;
         until then, and for methods without filters, the filter optimizer holds a
-        placeholder parameter (torch refuses an optimizer without parameters).
+        placeholder parameter only (torch refuses an optimizer without parameters).
         """
         teacher_side = {id(p) for p in self._method().teacher_side_parameters()}
         student_named, filter_named = [], []
@@ -711,15 +564,15 @@ class PIDDistiller(NeuralNetClassifier):
         args, kwargs = self.get_params_for_optimizer(prefix, named_parameters)
         lr_name = f"{prefix}__lr" if f"{prefix}__lr" in vars(self) else "lr"
         for group in args[0]:
-            _check_lr_for(group.get("lr", kwargs["lr"]), group["params"],
-                          lr_name if "lr" not in group else f"{prefix}__param_groups")
-        return _construct_optimizer(prefix, cls, args, kwargs)
+            check_lr_for(group.get("lr", kwargs["lr"]), group["params"],
+                         lr_name if "lr" not in group else f"{prefix}__param_groups")
+        return construct_optimizer(prefix, cls, args, kwargs)
 
     # ------------------------------------------------------------------ data
     def check_data(self, X, y=None):
         """skorch's check (and inference of ``classes_``), with clear errors for labels
         that cannot be classes: NaN, or a mix of types that cannot be sorted."""
-        if y is not None and not isinstance(y, torch.utils.data.Dataset):
+        if y is not None and not isinstance(y, TorchDataset):
             fit_labels(y, "y")  # the package's one label check: same errors everywhere
         super().check_data(X, y)
 
@@ -727,31 +580,94 @@ class PIDDistiller(NeuralNetClassifier):
         """skorch's dataset, with ``y`` encoded as indices into ``classes_`` and a
         real-valued ``X`` (numpy of any real dtype, pandas, torch tensors) cast to the
         student's parameter dtype, as scikit-learn estimators accept any real input."""
-        if y is not None and not isinstance(y, torch.utils.data.Dataset):
-            y = self._encode(y)
-        return super().get_dataset(self._cast_input(X), y)
+        if y is not None and not isinstance(y, TorchDataset):
+            y = transform_labels(y, self.classes_, "y")
+        return super().get_dataset(cast_input(X, self._input_dtype()), y)
 
-    def _cast_input(self, X):
-        if hasattr(X, "to_numpy") and hasattr(X, "columns"):  # a pandas DataFrame
-            X = X.to_numpy()
+    def _input_dtype(self) -> torch.dtype:
         module = getattr(self, "module_", None)
         params = next(module.parameters(), None) if module is not None else None
-        dtype = params.dtype if params is not None else torch.float32
-        if isinstance(X, torch.Tensor):
-            convertible = X.is_floating_point() or (X.dtype != torch.bool
-                                                     and not X.is_complex())
-            return X.to(dtype) if convertible and X.dtype != dtype else X
-        if isinstance(X, np.ndarray) and X.dtype.kind in "fiu":
-            np_dtype = torch.empty((), dtype=dtype).numpy().dtype
-            return X if X.dtype == np_dtype else X.astype(np_dtype)
-        return X
-
-    def _encode(self, y):
-        return transform_labels(y, self.classes_, "y")
+        return params.dtype if params is not None else torch.float32
 
     def predict(self, X):
         """Class labels (elements of ``classes_``) of the most probable class."""
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    # ------------------------------------------------------------------ representations
+    @torch.no_grad()
+    def representations(self, X, pair=0, *, side="both"):
+        """Teacher and student representations of ``X`` at layer pairs.
+
+        The one way the net's measurements (``teacher_check``, ``pid_gate``,
+        :class:`PIDMonitor`) and users run the networks over data: every row of ``X``
+        in order, in eval mode, on every process (never sharded across processes).
+
+        Parameters
+        ----------
+        X : input data (anything skorch accepts, including a Dataset)
+        pair : int, "logits", None, or a list of them, default=0
+            Index into ``teacher_layers`` / ``student_layers``; ``"logits"`` (or None)
+            the two networks' outputs.
+        side : {"both", "teacher", "student"}, default="both"
+            Which network(s) to run; the other side of the result is None.
+
+        Returns
+        -------
+        teacher, student : ndarray of shape (n_samples, ...) or None
+            Activations (the logits where the layer is ``None``); a list of such pairs
+            where ``pair`` is a list.
+        """
+        self.check_is_fitted()
+        pairs = list(pair) if isinstance(pair, (list, tuple)) else [pair]
+        pairs = [None if p in (None, "logits") else p for p in pairs]
+        teacher, student = side in ("both", "teacher"), side in ("both", "student")
+        dataset = X if isinstance(X, TorchDataset) else self.get_dataset(X)
+        out = [([], []) for _ in pairs]
+        for batch in self._measurement_iterator(dataset):
+            xb, _ = unpack_data(batch)
+            _, t_reps, _, s_reps = self._run_batch(xb, pairs, teacher, student)
+            for k, (t_out, s_out) in enumerate(out):
+                if teacher:
+                    t_out.append(to_numpy(t_reps[k]))
+                if student:
+                    s_out.append(to_numpy(s_reps[k]))
+        result = [(np.concatenate(t) if teacher else None,
+                   np.concatenate(s) if student else None) for t, s in out]
+        return result if isinstance(pair, (list, tuple)) else result[0]
+
+    def _measurement_iterator(self, dataset):
+        """Batches over ``dataset`` in order, on every process (not prepared by an
+        accelerator), drawing from no global generator."""
+        kwargs = self.get_params_for("iterator_valid")
+        kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
+        if _is_dataloader(self.iterator_valid):
+            kwargs.setdefault("generator", torch.Generator())
+        return self.iterator_valid(dataset, **kwargs)
+
+    @torch.no_grad()
+    def _run_batch(self, xb, pairs, teacher=True, student=True):
+        """``(teacher logits, [teacher rep per pair], student logits, [student rep per
+        pair])`` of one batch, the student in eval mode (its BatchNorm statistics do not
+        move); ``pairs`` hold layer-pair indices or None (the logits)."""
+        t_logits = t_reps = s_logits = s_reps = None
+        if teacher:
+            t_logits, t_feats = self.teacher_(xb)
+            t_reps = [t_logits if p is None else t_feats[p] for p in pairs]
+        if student:
+            paths = self._layer_lists()[1]
+            layers = resolve_layers(self._student(),
+                                    [None if p is None else paths[p] for p in pairs],
+                                    "student_layers")
+            module = self._student()
+            with _eval(module), capture(layers) as slots:
+                x = to_tensor(xb, device=self._placement())
+                s_logits = module(**x) if isinstance(x, Mapping) else module(x)
+            while isinstance(s_logits, (tuple, list)):
+                s_logits = s_logits[0]
+            s_reps = [s_logits if slot is None else slot for slot in slots]
+        return t_logits, t_reps, s_logits, s_reps
 
     # ------------------------------------------------------------------ training hooks
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -759,8 +675,8 @@ class PIDDistiller(NeuralNetClassifier):
         distillation parts and (re)initialize the optimizers, before any training step."""
         super().on_train_begin(net, X=X, y=y, **kwargs)
         # fit has checked them in initialize; partial_fit and warm starts have not
-        self._check_values()
-        _check_finite(X)
+        check_values(self)
+        check_finite_input(X)
         self.check_data(X, y)
         classes = self.classes_
         teacher_classes = self.teacher_.classes
@@ -770,14 +686,7 @@ class PIDDistiller(NeuralNetClassifier):
             raise ValueError(
                 f"teacher: it predicts classes {np.asarray(teacher_classes).tolist()} but y "
                 f"has classes {classes.tolist()}.")
-        xb, yb = unpack_data(next(iter(self.get_iterator(self.get_dataset(X, y)))))
-        try:
-            t_logits, t_feats, s_logits, s_feats = self._probe(xb)
-        except RuntimeError as exc:
-            hint = _dtype_mismatch(xb, self._student(), self.teacher_)
-            if hint is None:
-                raise
-            raise TypeError(f"{hint} ({exc})") from exc
+        t_logits, t_feats, s_logits, s_feats = self._probe(X, y)
         if t_logits.shape[1] != len(classes):
             raise ValueError(f"teacher: it outputs {t_logits.shape[1]} logits but y has "
                              f"{len(classes)} classes.")
@@ -797,105 +706,38 @@ class PIDDistiller(NeuralNetClassifier):
             self.student_steps_ = 0
             # the optimizers now take the new parts (registered at initialize already)
             self.initialize_optimizer()
-        if not len(self.history):  # a new fit, not partial_fit or a warm start
-            self._check_teacher(X, y)
-        if self.pid_gate:
-            # one meter per call: its rows and teacher codes hold for this call's data
-            self._gate_meter = GateMeter(self._gate_names(), self._fit_seed())
-            self._gate_start = len(self.history)
-            self.pid_gates_ = {}
+        if not len(self.history):  # a new fit: the teacher check (a callback) fills it
+            self.teacher_information_ = {}
         self.step_ = 0
 
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        """Drop the gate meter's per-call data (rows, teacher codes)."""
-        super().on_train_end(net, X=X, y=y, **kwargs)
-        self._gate_meter = None
-
-    @torch.no_grad()
-    def _check_teacher(self, X, y) -> None:
-        """``teacher_check``: measure I(Y;T) of every paired teacher representation on
-        (a seeded subsample of) the training data; warn or raise for those
-        indistinguishable from no task information."""
-        self.teacher_information_ = {}
-        if self.teacher_check == "ignore":
-            return
-        dataset = self.get_dataset(X, y)
-        seed = self._fit_seed()
-        t_layers = self._layer_lists()[0]
-        reps, _, labels = self._gather(dataset, subsample_rows(len(dataset), seed),
-                                       range(len(t_layers)), student=False)
-        # information does not depend on what the labels are called: codes 0..k-1
-        labels = np.unique(labels, return_inverse=True)[1].ravel()
-        for layer, values in zip(t_layers, reps):
-            name = layer or "logits"
-            if name in self.teacher_information_:  # a layer paired twice
-                continue
-            if not np.isfinite(values).all():
-                # nothing to measure; training reports the non-finite teacher output
-                continue
-            info = teacher_information(values, labels, random_state=seed)
-            self.teacher_information_[name] = info.bits
-            if info.p_value > LEVEL:
-                self._report_nuisance(name, info)
-
-    def _fit_seed(self) -> int:
-        """The seed of the measurements of a fit (``random_state`` if an int, else 0)."""
-        return self.random_state if isinstance(self.random_state, numbers.Integral) else 0
-
-    @torch.no_grad()
-    def _gather(self, dataset, rows, pairs, student=True):
-        """The teacher's (and the student's) representations at each of ``pairs`` (a
-        layer pair index, or None for the logits) over ``rows`` of ``dataset``, as float32
-        arrays, and the labels: ``(teacher, student or None, labels)``."""
-        pairs = list(pairs)
-        teacher, students, labels = [[] for _ in pairs], [[] for _ in pairs], []
-        for batch in self.get_iterator(Subset(dataset, rows), training=False):
-            xb, yb = unpack_data(batch)
-            if student:
-                t_logits, t_feats, s_logits, s_feats = self._probe(xb, all_layers=True)
-            else:
-                t_logits, t_feats = self.teacher_(xb)
-            for k, pair in enumerate(pairs):
-                teacher[k].append(_numpy(t_logits if pair is None else t_feats[pair]))
-                if student:
-                    students[k].append(_numpy(s_logits if pair is None else s_feats[pair]))
-            labels.append(np.asarray(yb.cpu() if isinstance(yb, torch.Tensor) else yb))
-        return ([np.concatenate(t) for t in teacher],
-                [np.concatenate(s) for s in students] if student else None,
-                np.concatenate(labels).ravel())
-
-    def _report_nuisance(self, name, info) -> None:
-        message = (
-            f"teacher layer {name!r} holds no measurable task information: I(Y;T) = "
-            f"{info.bits:.3f} bits (plug-in {info.plugin_bits:.3f}), permutation p-value "
-            f"{info.p_value:.3f} > {LEVEL} on {info.n_samples} training rows. Distilling "
-            "a nuisance teacher can only cost the student accuracy: check that the "
-            "teacher is trained and sees the task's input, pair another layer, or pass "
-            "teacher_check='ignore'.")
-        if self.teacher_check == "raise":
-            raise ValueError(message)
-        warnings.warn(message, NuisanceTeacherWarning, stacklevel=2)
-
-    @torch.no_grad()
-    def _probe(self, xb, all_layers=False):
-        t_logits, t_feats = self.teacher_(xb)
-        # probing must not move BatchNorm statistics: eval mode
-        with _eval(self.module_), capture(self._student_layer_modules(all_layers)) as slots:
-            s_logits = self.module_(to_tensor(xb, device=self._placement()))
-        while isinstance(s_logits, (tuple, list)):
-            s_logits = s_logits[0]
-        n_pairs = len(self._layer_lists()[1])
-        s_feats = ([s_logits if s is None else s for s in slots] if slots
-                   else [s_logits] * n_pairs)
+    def _probe(self, X, y):
+        """The networks' outputs on a first batch (the student's paired layers only for
+        feature methods), for the shapes the distillation parts are built for."""
+        batch = next(iter(self._measurement_iterator(self.get_dataset(X, y))))
+        xb, _ = unpack_data(batch)
+        n_pairs = len(self._layer_lists()[0])
+        features = self._method().uses_features
+        try:
+            t_logits, t_feats, s_logits, s_feats = self._run_batch(
+                xb, list(range(n_pairs)), student=features)
+            if not features:
+                s_logits = self._run_batch(xb, [None], teacher=False)[2]
+                s_feats = [s_logits] * n_pairs
+        except RuntimeError as exc:
+            hint = _dtype_mismatch(xb, self._student(), self.teacher_)
+            if hint is None:
+                raise
+            raise TypeError(f"{hint} ({exc})") from exc
         return t_logits, t_feats, s_logits, s_feats
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Lay RID's phase schedule over this call's optimizer steps."""
         super().on_epoch_begin(net, dataset_train=dataset_train,
                                dataset_valid=dataset_valid, **kwargs)
         it_params = self.get_params_for("iterator_train")
         batch_size = it_params.get("batch_size", self.batch_size)
         n = len(dataset_train)
-        drop_last = it_params.get("drop_last", _single_row_tail(n, batch_size))
+        drop_last = it_params.get("drop_last", single_row_tail(n, batch_size))
         if not batch_size or batch_size < 0:
             per_epoch = 1
         elif drop_last:
@@ -911,49 +753,6 @@ class PIDDistiller(NeuralNetClassifier):
                 f"RID schedule: {self.total_steps_} optimizer steps for {rounds} rounds; "
                 "each round needs at least one teacher and one student step. Lower "
                 "rounds, or raise max_epochs or the number of batches.", UserWarning)
-        if self.pid_gate:
-            self._update_gates(dataset_train, dataset_valid)
-
-    # ------------------------------------------------------------------ pid_gate
-    def _gate_names(self) -> list:
-        """The gates of this fit: one per layer pair for a feature method, one for the
-        logits (``method="kd"`` or another logit method, ``kd_weight``)."""
-        method = self._method()
-        names = []
-        if method.uses_features:
-            names += [f"gate_{k}" for k in range(len(self._layer_lists()[0]))]
-        elif not isinstance(method, NoDistillation):
-            names.append(LOGITS)
-        if self.kd_weight > 0 and LOGITS not in names:
-            names.append(LOGITS)
-        return names
-
-    def _update_gates(self, dataset_train, dataset_valid) -> None:
-        """Measure the gates on the first epoch of a call and every ``pid_gate_every``
-        epochs after it; record the current ones in this epoch's history row."""
-        names = self._gate_names()
-        # epochs of this fit / partial_fit call so far (this epoch's row exists already)
-        epoch = len(self.history) - 1 - self._gate_start
-        if epoch % self.pid_gate_every == 0:
-            dataset = next((d for d in (dataset_valid, dataset_train)
-                            if d is not None and len(d) >= MIN_ROWS), None)
-            if dataset is not None:
-                self.pid_gates_ = self._measure_gates(dataset, names)
-            elif epoch == 0:
-                warnings.warn(
-                    f"pid_gate: {len(dataset_train)} training rows, fewer than the "
-                    f"{MIN_ROWS} needed to measure the gates; they stay open (1).",
-                    UserWarning, stacklevel=2)
-        for name in names:
-            gate = self.pid_gates_.get(name)
-            self.history.record(name, 1.0 if gate is None else gate.gate)
-
-    def _measure_gates(self, dataset, names) -> dict:
-        # gate_k is pair k (names list the pairs in order, the logits' gate last)
-        pairs = [None if name == LOGITS else k for k, name in enumerate(names)]
-        teacher, student, labels = self._gather(
-            dataset, self._gate_meter.rows(len(dataset)), pairs)
-        return self._gate_meter.measure(teacher, student, labels)
 
     def _gate(self, name: str) -> float:
         gate = getattr(self, "pid_gates_", {}).get(name) if self.pid_gate else None
@@ -1065,32 +864,8 @@ class PIDDistiller(NeuralNetClassifier):
         self.student_feats_ = slots if layers else None
         return out
 
-    @torch.no_grad()
-    def representations(self, X, pair: int = 0):
-        """Teacher and student representations of ``X`` at one layer pair.
-
-        Parameters
-        ----------
-        X : input data (anything skorch accepts, including a Dataset)
-        pair : int, default=0
-            Index into ``teacher_layers`` / ``student_layers``.
-
-        Returns
-        -------
-        teacher, student : ndarray of shape (n_samples, ...)
-            Activations in eval mode (the logits where the layer is ``None``).
-        """
-        self.check_is_fitted()
-        t_out, s_out = [], []
-        for batch in self.get_iterator(self.get_dataset(X), training=False):
-            xb, _ = unpack_data(batch)
-            _, t_feats, _, s_feats = self._probe(xb, all_layers=True)
-            t_out.append(t_feats[pair].cpu().numpy())
-            s_out.append(s_feats[pair].cpu().numpy())
-        return np.concatenate(t_out), np.concatenate(s_out)
-
-    def _student_layer_modules(self, all_layers=False):
-        if not (all_layers or self._method().uses_features):
+    def _student_layer_modules(self):
+        if not self._method().uses_features:
             return []
         paths = self._layer_lists()[1]
         if all(p is None for p in paths):
@@ -1131,7 +906,7 @@ class PIDDistiller(NeuralNetClassifier):
             if needs_method:
                 row_hash = None
                 if phase == "teacher" and getattr(method, "needs_row_hash", False):
-                    row_hash = _row_hashes(X).to(y_pred.device)
+                    row_hash = row_hashes(X).to(y_pred.device)
                 weights = (self._pair_weights(y_pred.device)
                            if self.pid_gate and method.uses_features else None)
                 per_pair = weights is not None and method.weights_pairs
@@ -1161,84 +936,9 @@ class PIDDistiller(NeuralNetClassifier):
             self.history.record_batch(f"{prefix}_{name}", value)
         total = float(loss.detach())
         if not (math.isfinite(total) and all(map(math.isfinite, values.values()))):
-            self._report_nonfinite(values, total, training, phase, X, y_pred, s_feats,
-                                   teacher_out)
+            report_nonfinite(self, values, total, training, phase, X, y_pred, s_feats,
+                             teacher_out)
         return loss
-
-    # ------------------------------------------------------------------ non-finite losses
-    def _report_nonfinite(self, values, total, training, phase, X, y_pred, s_feats,
-                          teacher_out) -> None:
-        """Raise (or warn about) a NaN or infinite loss: which epoch, batch and term,
-        and where it can tell, why."""
-        bad = [f"{name}={value}" for name, value in values.items()
-               if not math.isfinite(value)]
-        if bad:
-            what = f"loss term {', '.join(bad)}"
-            cause = self._nonfinite_cause(X, y_pred, s_feats, teacher_out)
-        else:
-            terms = ", ".join(f"{name}={value:.4g}" for name, value in values.items())
-            what = f"the weighted sum of the terms (the loss) is {total} ({terms})"
-            cause = ("The terms are finite: their weighted sum overflowed (look at "
-                     "ce_weight, pid_weight and kd_weight).")
-        epoch, where = self._batch_position(training)
-        two_phase = getattr(self._method(), "two_phase", False)
-        phase_text = f" ({phase} phase)" if two_phase and training else ""
-        message = f"Non-finite loss at {where}{phase_text}: {what}. {cause}"
-        if self.on_nonfinite == "raise":
-            raise FloatingPointError(
-                f"{message} Training stopped; on_nonfinite='warn' trains on regardless.")
-        # one warning per epoch: once parameters are NaN every batch would warn
-        if getattr(self, "nonfinite_warned_epoch_", None) != epoch:
-            self.nonfinite_warned_epoch_ = epoch
-            warnings.warn(f"{message} (Further non-finite batches of this epoch are not "
-                          "reported.)", RuntimeWarning, stacklevel=2)
-
-    def _batch_position(self, training):
-        """(epoch, "epoch e, training batch b") of the batch being computed."""
-        if not len(self.history):
-            return None, "a batch outside fit"
-        row = self.history[-1]
-        batches = row.get("batches", [])
-        # training batches come first in an epoch; the current one is not recorded yet
-        n_train = sum(1 for b in batches if "train_batch_size" in b)
-        if training:
-            return row.get("epoch"), f"epoch {row.get('epoch')}, training batch {n_train + 1}"
-        return row.get("epoch"), (f"epoch {row.get('epoch')}, validation batch "
-                                  f"{len(batches) - n_train}")
-
-    def _nonfinite_cause(self, X, y_pred, s_feats, teacher_out) -> str:
-        if isinstance(X, torch.Tensor) and not _all_finite(X):
-            return "The input batch X holds NaN or infinity."
-        t_names, s_names = self._layer_lists()
-        if teacher_out is not None:
-            t_logits, t_feats = teacher_out
-            teacher = f"The teacher ({type(self.teacher).__name__})"
-            for i, (name, feats) in enumerate(zip(t_names, t_feats)):
-                if name is not None and not _all_finite(feats):
-                    return (f"{teacher} outputs NaN or infinity at teacher_layers[{i}] "
-                            f"= {name!r}.")
-            if not _all_finite(t_logits):
-                return f"{teacher} outputs NaN or infinity in its logits (its output)."
-        student = f"The student ({type(self._student()).__name__})"
-        if not _all_finite(y_pred):
-            cause = f"{student} outputs NaN or infinity in its logits (its output)"
-        else:
-            cause = next((f"{student} outputs NaN or infinity at student_layers[{i}] = "
-                          f"{name!r}" for i, (name, feats) in enumerate(zip(s_names, s_feats))
-                          if name is not None and not _all_finite(feats)), None)
-        diverged = [part for part, module in (("student", self._student()),
-                                              ("distillation parts (method_)",
-                                               self._method()))
-                    if not all(_all_finite(p) for p in module.parameters())]
-        if diverged:
-            return ((cause + ": " if cause else "") + f"the parameters of the "
-                    f"{' and the '.join(diverged)} are no longer finite: training "
-                    "diverged (a smaller lr may help).")
-        if cause:
-            return cause + "."
-        return ("The inputs, the teacher's and the student's outputs and parameters are "
-                "finite: the term itself overflowed (look at temperature and the scale of "
-                "the representations).")
 
 
 def _unwrap(module):
@@ -1251,151 +951,6 @@ def _unwrap(module):
 
 def _as_float32(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.float() if tensor.is_floating_point() else tensor
-
-
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    """A representation as a float32 numpy array on the CPU."""
-    return _as_float32(tensor).cpu().numpy()
-
-
-def _check_seed(random_state) -> int:
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(2 ** 31))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2 ** 31))
-    if (not isinstance(random_state, numbers.Integral) or isinstance(random_state, bool)
-            or not 0 <= random_state < 2 ** 63):
-        raise ValueError("random_state must be None, an int in [0, 2**63) or a numpy "
-                         f"random generator; got {random_state!r}.")
-    return int(random_state)
-
-
-def _all_finite(tensor) -> bool:
-    return not isinstance(tensor, torch.Tensor) or bool(torch.isfinite(tensor).all())
-
-
-def _method_class(method) -> type:
-    """The criterion class ``method`` names or is; a clear error for anything else."""
-    if isinstance(method, str):
-        if method not in METHODS:
-            close = difflib.get_close_matches(method, list(METHODS), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"method must be one of {sorted(METHODS)} or a "
-                             f"DistillationLoss instance; got {method!r}.{hint}")
-        return METHODS[method]
-    if isinstance(method, DistillationLoss):
-        return type(method)
-    raise TypeError("method must be a name or a DistillationLoss instance; got "
-                    f"{type(method).__name__}.")
-
-
-def _check_weight(value, name):
-    return check_real(value, name, low=0)
-
-
-def _check_pid_weight(value, name):
-    if isinstance(value, str) and value == "auto":
-        return value
-    if isinstance(value, str):
-        raise ValueError(f'{name} must be "auto" or a finite number >= 0; got {value!r}.')
-    return check_real(value, name, low=0)
-
-
-def _check_lr(value, name):
-    return check_real(value, name, low=0)
-
-
-def _check_optimizer_class(value, name):
-    if value is None and name == "filter_optimizer":
-        return value
-    if not callable(value):
-        alternative = " or None" if name == "filter_optimizer" else ""
-        raise TypeError(f"{name} must be a torch optimizer class (e.g. torch.optim.Adam)"
-                        f"{alternative}; got {value!r} ({type(value).__name__}).")
-    return value
-
-
-def _check_random_state(value, name="random_state"):
-    """What ``_check_seed`` accepts, without drawing from a generator."""
-    if value is None or isinstance(value, (np.random.RandomState, np.random.Generator)):
-        return value
-    return _check_seed(value)
-
-
-# Each net-level setting and its check (the criteria check their own: see
-# DistillationLoss.param_checks). set_params and fit both run these.
-_SETTINGS = {
-    "pid_weight": _check_pid_weight, "ce_weight": _check_weight, "kd_weight": _check_weight,
-    "temperature": check_temperature, "rounds": check_rounds,
-    "teacher_ratio": check_teacher_ratio, "variance_penalty": check_variance_penalty,
-    "teacher_cache": check_flag,
-    "on_nonfinite": lambda value, name: check_choice(value, name, ON_NONFINITE),
-    "teacher_check": lambda value, name: check_choice(value, name, TEACHER_CHECKS),
-    "pid_gate": check_flag,
-    "pid_gate_every": lambda value, name: check_int(value, name, minimum=1),
-    "random_state": _check_random_state, "lr": _check_lr,
-    "max_epochs": lambda value, name: check_int(value, name, minimum=0),
-    "optimizer": _check_optimizer_class, "filter_optimizer": _check_optimizer_class,
-}
-
-
-def _construct_optimizer(prefix, cls, args, kwargs):
-    try:
-        return cls(*args, **kwargs)
-    except (TypeError, ValueError) as exc:
-        # torch's messages ("Invalid momentum value: -1") do not say which parameter of
-        # the net set the value
-        given = ", ".join(f"{prefix}__{k}={v!r}" for k, v in kwargs.items())
-        raise type(exc)(f"{prefix}: {getattr(cls, '__name__', cls)} refused its "
-                        f"parameters ({given}): {exc}") from exc
-
-
-def _check_lr_for(lr, params, name) -> None:
-    """A learning rate that the parameters' precision can hold: optimizers scale updates
-    by it in that precision (1e300 overflows float32 inside torch's step)."""
-    _check_lr(lr, name)
-    for dtype in {p.dtype for p in params if p.is_floating_point()}:
-        limit = torch.finfo(dtype).max
-        if lr > limit:
-            raise ValueError(f"{name} must be a finite number >= 0 that {dtype} parameters "
-                             f"can hold (at most {limit:.4g}); got {lr!r}.")
-
-
-def _check_optimizer_param(key: str, value) -> None:
-    """Learning rates given as ``<optimizer>__lr``, ``<optimizer>__param_groups`` or
-    ``<optimizer>__param_groups__<i>__lr``: finite and >= 0 (torch takes NaN)."""
-    name, _, rest = key.partition("__")
-    if name not in _OPTIMIZERS or not rest:
-        return
-    if rest == "lr" or (rest.startswith("param_groups__") and rest.endswith("__lr")):
-        _check_lr(value, key)
-    elif rest == "param_groups":
-        if not isinstance(value, (list, tuple)) or not all(
-                isinstance(entry, (list, tuple)) and len(entry) == 2
-                and isinstance(entry[1], dict) for entry in value):
-            raise TypeError(f"{key} must be a list of (pattern, options dict) pairs; got "
-                            f"{value!r}.")
-        for pattern, options in value:
-            if "lr" in options:
-                _check_lr(options["lr"], f"{key} (lr of {pattern!r})")
-
-
-def _active_seeded() -> dict:
-    """The generators of the seeded calls running in this thread, by id(net)."""
-    if not hasattr(_SEEDED, "nets"):
-        _SEEDED.nets = {}
-    return _SEEDED.nets
-
-
-# Rows of the dataset get_iterator is building a training iterator for (per thread: grid
-# searches may fit nets in threads), read by get_params_for("iterator_train").
-_ITERATING = threading.local()
-
-
-def _single_row_tail(n_rows: int, batch_size) -> bool:
-    """Whether batches of ``batch_size`` over ``n_rows`` rows end in a batch of one."""
-    return (isinstance(batch_size, numbers.Integral) and 1 < batch_size < n_rows
-            and n_rows % batch_size == 1)
 
 
 def _is_dataloader(iterator) -> bool:
@@ -1415,39 +970,3 @@ def _dtype_mismatch(xb, student, teacher) -> str | None:
     return (f"X: the networks failed on a batch of dtype {got} "
             f"while their parameters are {wanted}; convert X first, e.g. "
             f"X.astype(np.{wanted.split(',')[0]})")
-
-
-def _check_finite(X) -> None:
-    if isinstance(X, torch.Tensor):
-        values = X.detach().cpu().numpy()
-    elif hasattr(X, "to_numpy"):  # pandas
-        values = X.to_numpy()
-    else:
-        values = X
-    if isinstance(values, np.ndarray) and values.dtype.kind in "fc" \
-            and not np.isfinite(values).all():
-        raise ValueError("X contains NaN or infinity; impute or drop those samples "
-                         "before distilling.")
-
-
-def _row_hashes(X) -> torch.Tensor:
-    """A number in [0, 1) per row from a hash of its input values: stable across epochs,
-    batches and folds, so RID's held-out shares (ranges of it) hold the same rows. ``X``
-    is a batch as the module receives it: an array or tensor, or a dict, list or tuple of
-    them (all parts of a row are hashed)."""
-    if isinstance(X, Mapping):
-        parts = [X[key] for key in sorted(X)]
-    elif isinstance(X, (list, tuple)):
-        parts = list(X)
-    else:
-        parts = [X]
-    arrays = [(p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else np.asarray(p))
-              for p in parts]
-    arrays = [np.ascontiguousarray(a.reshape(len(a), -1)) for a in arrays]
-    hashes = []
-    for i in range(len(arrays[0])):
-        value = 0
-        for a in arrays:
-            value = zlib.crc32(a[i].tobytes(), value)
-        hashes.append(value / 2 ** 32)
-    return torch.tensor(hashes, dtype=torch.float64)

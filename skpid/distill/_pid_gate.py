@@ -1,4 +1,5 @@
-"""``pid_gate``: scale each distillation term by what PID says is left to distill.
+"""``pid_gate``: scale each distillation term by what PID says is left to distill (the
+:class:`PIDGate` callback).
 
 For each layer pair (teacher representation T, student representation S), on held-out
 rows (the net's validation split, else its training rows), every few epochs:
@@ -21,12 +22,19 @@ the student has caught up.
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from typing import NamedTuple
 
 import numpy as np
+from skorch.callbacks import Callback
+from torch.utils.data import Subset
 
 from .._pid import pid_from_counts
+from .._pid._validation import check_int
 from .._sampling import draw_seeds, joint_counts
+from ._data import dataset_targets
+from ._losses import NoDistillation
 from ._teacher_check import (LEVEL, TeacherInformation, discretize, information_test,
                              subsample_rows)
 
@@ -89,8 +97,16 @@ class GateMeter:
             self.rows_ = subsample_rows(n_rows, self.random_state)
         return self.rows_
 
-    def measure(self, teacher_reps: list, student_reps: list, labels: np.ndarray) -> dict:
-        """``{name: PairGate}`` from the representations of the measured rows."""
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether :meth:`measure` needs the teacher's representations (only once: the
+        teacher is frozen and its codes are kept)."""
+        return self.teachers_ is None
+
+    def measure(self, teacher_reps: list | None, student_reps: list,
+                labels: np.ndarray) -> dict:
+        """``{name: PairGate}`` from the representations of the measured rows (the
+        teacher's only while :attr:`needs_teacher`)."""
         labels = np.unique(np.asarray(labels), return_inverse=True)[1].ravel()
         seeds = draw_seeds(self.random_state, 2 * len(self.names)).reshape(-1, 2)
         if self.teachers_ is None:
@@ -119,3 +135,97 @@ def _pair_gate(teacher_codes: np.ndarray, info: TeacherInformation, student_rep,
     share = result.unique_teacher / result.mi_teacher if result.mi_teacher > 0 else 0.0
     return PairGate(gate_value(info.p_value, share), float(share),
                     float(result.unique_teacher), float(result.mi_teacher), info.p_value)
+
+
+def gate_names(net) -> list:
+    """The gates of ``net``: one per layer pair for a feature method, one for the logits
+    (``method="kd"`` or another logit method, ``kd_weight``)."""
+    method = net._method()
+    names = []
+    if method.uses_features:
+        names += [f"gate_{k}" for k in range(len(net._layer_lists()[0]))]
+    elif not isinstance(method, NoDistillation):
+        names.append(LOGITS)
+    if net.kd_weight > 0 and LOGITS not in names:
+        names.append(LOGITS)
+    return names
+
+
+class PIDGate(Callback):
+    """``pid_gate``: measure each layer pair's gate every few epochs, for the net to
+    scale that pair's distillation term by (:func:`gate_value`).
+
+    Installed by :class:`~skpid.PIDDistiller` as the default callback ``"pid_gate"``;
+    it acts while the net's switch ``pid_gate`` is on. It measures on the validation
+    split (the training rows where there is none, or where it has fewer than
+    :data:`MIN_ROWS` rows; nothing below that, with a warning), on at most 2,000 rows,
+    the same ones at every measurement, on the first epoch of each ``fit`` /
+    ``partial_fit`` call and every ``every`` epochs after it. The latest measurement of
+    each gate is the net's ``pid_gates_`` (a :class:`PairGate` per gate); every epoch's
+    gates are recorded in ``history`` (``gate_0``, ..., ``gate_kd``).
+
+    Parameters
+    ----------
+    every : int or None, default=None
+        Measure every this many epochs; None follows the net's ``pid_gate_every``.
+        Set it the skorch way: ``callbacks__pid_gate__every=3``.
+    """
+
+    def __init__(self, every=None):
+        self.every = every
+
+    def initialize(self):
+        if self.every is not None:
+            check_int(self.every, "every", minimum=1)
+        self.meter_ = None
+        return self
+
+    def _history_keys(self, net) -> list:
+        """The gate columns of ``net``'s history (for the epoch table)."""
+        return gate_names(net) if net.pid_gate else []
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """A meter per call: its rows and teacher codes hold for this call's data."""
+        self.meter_ = None
+        if not net.pid_gate:
+            return
+        seed = net.random_state if isinstance(net.random_state, numbers.Integral) else 0
+        self.meter_ = GateMeter(gate_names(net), seed)
+        self.start_ = len(net.history)
+        net.pid_gates_ = {}
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Measure on the first epoch of a call and every ``every`` epochs after it;
+        record the current gates in this epoch's history row."""
+        if self.meter_ is None:
+            return
+        every = net.pid_gate_every if self.every is None else self.every
+        # epochs of this fit / partial_fit call so far (this epoch's row exists already)
+        epoch = len(net.history) - 1 - self.start_
+        if epoch % every == 0:
+            dataset = next((d for d in (dataset_valid, dataset_train)
+                            if d is not None and len(d) >= MIN_ROWS), None)
+            if dataset is not None:
+                net.pid_gates_ = self._measure(net, dataset)
+            elif epoch == 0:
+                warnings.warn(
+                    f"pid_gate: {len(dataset_train)} training rows, fewer than the "
+                    f"{MIN_ROWS} needed to measure the gates; they stay open (1).",
+                    UserWarning, stacklevel=2)
+        for name in self.meter_.names:
+            gate = net.pid_gates_.get(name)
+            net.history.record(name, 1.0 if gate is None else gate.gate)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Drop the meter's per-call data (rows, teacher codes)."""
+        self.meter_ = None
+
+    def _measure(self, net, dataset) -> dict:
+        meter = self.meter_
+        # gate_k is pair k (names list the pairs in order, the logits' gate last)
+        pairs = [None if name == LOGITS else k for k, name in enumerate(meter.names)]
+        subset = Subset(dataset, meter.rows(len(dataset)))
+        side = "both" if meter.needs_teacher else "student"
+        reps = net.representations(subset, pair=pairs, side=side)
+        teacher = [t for t, _ in reps] if meter.needs_teacher else None
+        return meter.measure(teacher, [s for _, s in reps], dataset_targets(subset))

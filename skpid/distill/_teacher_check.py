@@ -1,5 +1,6 @@
 """Is there anything to distill? The task information of the teacher's representations,
-tested against zero before training (``PIDDistiller(teacher_check=...)``).
+tested against zero before training: the :class:`TeacherCheck` callback
+(``PIDDistiller(teacher_check=...)``).
 
 A teacher layer with I(Y;T) = 0, a *nuisance* teacher, has no knowledge of the task to
 give: Red(Y: T, S) = Uni(Y: T\\S) = 0 for every student, and distilling it can only cost
@@ -12,13 +13,19 @@ permutations give its p-value.
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from typing import NamedTuple
 
 import numpy as np
+from skorch.callbacks import Callback
+from torch.utils.data import Subset
 
 from .._discretize import KMeansDiscretizer
 from .._pid._information import entropy
 from .._sampling import draw_seeds
+from ..exceptions import NuisanceTeacherWarning
+from ._data import dataset_targets
 
 #: Level of the permutation test: a representation whose p-value is above it is
 #: indistinguishable from one with no task information.
@@ -131,3 +138,61 @@ def information_test(codes: np.ndarray, labels: np.ndarray, *,
     return TeacherInformation(bits=max(observed - float(permuted.mean()), 0.0),
                               plugin_bits=observed, p_value=float(p_value),
                               n_samples=len(labels))
+
+
+class TeacherCheck(Callback):
+    """Before training, test the task information I(Y;T) of every paired teacher
+    representation against zero; warn or raise for a *nuisance* teacher.
+
+    Installed by :class:`~skpid.PIDDistiller` as the default callback
+    ``"teacher_check"``: it follows the net's switch ``teacher_check`` (``"warn"``,
+    ``"raise"`` or ``"ignore"``), as skorch's ``PrintLog`` follows ``verbose``;
+    ``callbacks__teacher_check=None`` removes it. It runs at the start of a new fit (not
+    when ``partial_fit`` or a warm start continues one) on a seeded subsample of at most
+    :data:`MAX_ROWS` training rows, and stores the bias-corrected estimates, in bits, in
+    the net's ``teacher_information_`` (``"logits"`` for a layer given as None).
+
+    A representation whose permutation p-value is above :data:`LEVEL` is
+    indistinguishable from one with no task information: ``teacher_check="warn"``
+    issues a :class:`~skpid.exceptions.NuisanceTeacherWarning` naming the layer, the
+    estimate and the p-value; ``"raise"`` raises a ``ValueError`` with that message.
+    """
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Measure, unless the fit continues (``partial_fit``, warm start)."""
+        if len(net.history):
+            return
+        net.teacher_information_ = {}
+        if net.teacher_check == "ignore":
+            return
+        dataset = net.get_dataset(X, y)
+        seed = net.random_state if isinstance(net.random_state, numbers.Integral) else 0
+        t_layers = net._layer_lists()[0]
+        subset = Subset(dataset, subsample_rows(len(dataset), seed))
+        reps = net.representations(subset, pair=list(range(len(t_layers))), side="teacher")
+        # information does not depend on what the labels are called: codes 0..k-1
+        labels = np.unique(dataset_targets(subset), return_inverse=True)[1].ravel()
+        for layer, (values, _) in zip(t_layers, reps):
+            name = layer or "logits"
+            if name in net.teacher_information_:  # a layer paired twice
+                continue
+            if not np.isfinite(values).all():
+                # nothing to measure; training reports the non-finite teacher output
+                continue
+            info = teacher_information(values, labels, random_state=seed)
+            net.teacher_information_[name] = info.bits
+            if info.p_value > LEVEL:
+                _report_nuisance(net.teacher_check, name, info)
+
+
+def _report_nuisance(mode: str, name: str, info: TeacherInformation) -> None:
+    message = (
+        f"teacher layer {name!r} holds no measurable task information: I(Y;T) = "
+        f"{info.bits:.3f} bits (plug-in {info.plugin_bits:.3f}), permutation p-value "
+        f"{info.p_value:.3f} > {LEVEL} on {info.n_samples} training rows. Distilling "
+        "a nuisance teacher can only cost the student accuracy: check that the "
+        "teacher is trained and sees the task's input, pair another layer, or pass "
+        "teacher_check='ignore'.")
+    if mode == "raise":
+        raise ValueError(message)
+    warnings.warn(message, NuisanceTeacherWarning, stacklevel=2)

@@ -1,7 +1,8 @@
 """One rank of the 2-process data-parallel test (tests/distill/test_accelerate.py).
 
-Launched by ``torchrun``: fits an AcceleratedPIDDistiller (RID, gradient accumulation)
-on this rank's share of the batches and saves what the test compares across ranks.
+Launched by ``torchrun``: fits an AcceleratedPIDDistiller (RID, gradient accumulation,
+the teacher check, the PID gate and a PIDMonitor on a validation split) on this rank's
+share of the batches and saves what the test compares across ranks.
 """
 
 import sys
@@ -10,8 +11,9 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from sklearn.datasets import load_digits
+from skorch.dataset import ValidSplit
 
-from skpid.distill import AcceleratedPIDDistiller
+from skpid.distill import AcceleratedPIDDistiller, PIDMonitor
 from skpid.distill.models import MLP
 
 
@@ -24,8 +26,9 @@ def main(out_dir: str) -> None:
     net = AcceleratedPIDDistiller(
         MLP, teacher, accelerator=accelerator, method="rid", module__hidden=8,
         teacher_layers=["body"], student_layers=["body"], max_epochs=4, batch_size=25,
-        lr=0.1, train_split=None, verbose=0, random_state=0,
-        iterator_train__shuffle=True)
+        lr=0.1, train_split=ValidSplit(5, stratified=True), verbose=0, random_state=0,
+        iterator_train__shuffle=True, pid_gate=True, pid_gate_every=2,
+        callbacks=[PIDMonitor(every=2, n_clusters=4)])
     net.fit(X, y)
     torch.save({
         "rank": accelerator.process_index,
@@ -38,6 +41,10 @@ def main(out_dir: str) -> None:
         "batches_per_epoch": [len(row["batches"]) for row in net.history],
         "phases": [b.get("phase") for row in net.history for b in row["batches"]],
         "proba": net.predict_proba(X),
+        "teacher_information": net.teacher_information_,
+        "gates": {name: gate.gate for name, gate in net.pid_gates_.items()},
+        "gate_history": net.history[:, "gate_0"],
+        "monitor": [row.get("valid_redundancy") for row in net.history],
     }, f"{out_dir}/rank{accelerator.process_index}.pt")
 
 

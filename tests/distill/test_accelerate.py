@@ -13,6 +13,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from sklearn.base import clone
+from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
@@ -153,8 +154,9 @@ def test_two_cpu_processes_keep_identical_students_and_an_untouched_teacher(tmp_
     assert [r["rank"] for r in ranks] == [0, 1]
     assert all(r["world_size"] == 2 and r["distributed_type"].endswith("MULTI_CPU")
                for r in ranks)
-    # each process trained on its half of every epoch's 16 batches ...
-    assert all(r["batches_per_epoch"] == [8, 8, 8, 8] for r in ranks)
+    # each process trained on its half of every epoch's 13 training batches (320 rows;
+    # the other 80 are the validation split) and validated on half of its 4 batches ...
+    assert all(r["batches_per_epoch"] == [7 + 2] * 4 for r in ranks)
     # ... yet parameters and buffers (BatchNorm statistics) agree bit for bit
     assert same_state(ranks[0]["student"], ranks[1]["student"])
     assert same_state(ranks[0]["criterion"], ranks[1]["criterion"])
@@ -166,6 +168,19 @@ def test_two_cpu_processes_keep_identical_students_and_an_untouched_teacher(tmp_
     assert ranks[0]["phases"] == ranks[1]["phases"]
     assert ranks[0]["phases"][:2] == ["teacher", "teacher"]
     np.testing.assert_array_equal(ranks[0]["proba"], ranks[1]["proba"])
+    # the measurements read all rows on every rank, not the rank's shard: the teacher
+    # check, the gates and the monitor agree across ranks ...
+    for key in ("teacher_information", "gates", "gate_history", "monitor"):
+        assert ranks[0][key] == ranks[1][key], key
+    assert sum(v is not None for v in ranks[0]["monitor"]) == 2  # epochs 2 and 4
+    # ... and the check gives what one process measures on all 400 training rows
+    X, y = load_digits(return_X_y=True)
+    X, y = (X[:400] / 16.0).astype(np.float32), y[:400].astype(np.int64)
+    torch.manual_seed(0)
+    single = PIDDistiller(MLP, MLP(64, hidden=32), method="rid", module__hidden=8,
+                          teacher_layers=["body"], student_layers=["body"], max_epochs=0,
+                          train_split=None, verbose=0, random_state=0).fit(X, y)
+    assert ranks[0]["teacher_information"] == single.teacher_information_
 
 
 @pytest.mark.gpu

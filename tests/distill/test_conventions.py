@@ -122,7 +122,7 @@ _SKORCH_PRIVATE = re.compile(
     r"current_init_context|wrapped_with_accelerator|register_attribute|"
     r"unregister_attribute|check_kwargs|validate_params|get_params_for\w*|"
     r"set_training|step_optimizer|unwrap_accelerator|params_to_validate|"
-    r"format_reinit_msg|get_module|check_settable_attr))\b|vars\(self\)\[")
+    r"format_reinit_msg|get_module|check_settable_attr))\b|vars\((?:self|net)\)\[")
 
 
 def test_private_skorch_names_are_at_most_three():

@@ -19,16 +19,8 @@ from skpid import PIDDistiller
 from skpid.distill import RIDLoss, VIDLoss
 from skpid.distill.models import MLP, SmallCNN
 
+from ._small import FAST, mlp_net
 from .conftest import same_state, state_copy
-
-FAST = dict(max_epochs=2, batch_size=32, lr=0.05, verbose=0, train_split=None,
-            iterator_train__drop_last=True)
-
-
-def mlp_net(teacher, method="rid", **kw):
-    params = {**FAST, "teacher_layers": ["body"], "student_layers": ["body"], **kw}
-    return PIDDistiller(MLP, teacher, method=method, module__hidden=8, **params)
-
 
 @pytest.mark.parametrize("method", ["none", "kd", "fitnet", "vid", "rid", "ted"])
 def test_teacher_frozen_and_in_no_optimizer(method, digits, teacher_mlp):
@@ -236,33 +228,9 @@ def test_cuda_moves_everything(digit_images, teacher_cnn):
 
 def test_holdout_filter_heads_see_only_held_out_rows(digits, teacher_mlp):
     X, y = digits
-    from skpid.distill._distiller import _row_hashes
+    from skpid.distill._data import row_hashes as _row_hashes
     mask = _row_hashes(torch.as_tensor(X)) < 0.3  # the heads' share of filter_holdout=0.3
     assert 0.15 < mask.float().mean() < 0.45
     assert torch.equal(mask, _row_hashes(torch.as_tensor(X)) < 0.3)  # stable
     net = mlp_net(teacher_mlp, method=RIDLoss(filter_holdout=0.3, rounds=2)).fit(X, y)
     assert np.isfinite(net.history[-1, "train_filter_ce"])
-
-
-def test_random_state_makes_fits_repeatable_and_leaves_global_rng_alone(digits, teacher_mlp):
-    X, y = digits
-    fits, probas = [], []
-    for global_seed in (1, 2):
-        torch.manual_seed(global_seed)  # what ran before must not matter
-        before = torch.get_rng_state()
-        net = mlp_net(teacher_mlp, random_state=3).fit(X, y)
-        assert torch.equal(torch.get_rng_state(), before)
-        fits.append(state_copy(net.module_))
-        probas.append(net.predict_proba(X))
-    assert same_state(*fits)
-    np.testing.assert_array_equal(*probas)
-    other = mlp_net(teacher_mlp, random_state=4).fit(X, y)
-    assert not same_state(fits[0], state_copy(other.module_))
-
-
-def test_random_state_seeds_partial_fit_once_per_call(digits, teacher_mlp):
-    X, y = digits
-    a = mlp_net(teacher_mlp, random_state=0).fit(X, y)
-    b = mlp_net(teacher_mlp, random_state=0)
-    b.partial_fit(X, y)  # initializes and trains in one seeded call, as fit does
-    assert same_state(state_copy(a.module_), state_copy(b.module_))

@@ -10,7 +10,6 @@ steps, so there the tolerance is 1e-4: still far below any change of what a meth
 
 import json
 
-import numpy as np
 import pytest
 import torch
 

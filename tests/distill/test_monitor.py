@@ -5,8 +5,9 @@ import pytest
 from skorch.dataset import ValidSplit
 
 from skpid import PIDDistiller, PIDMonitor, score_representations
-from skpid.distill import plot_pid_history
 from skpid.distill.models import MLP
+
+from ._small import data, small_net  # noqa: F401 (data: a fixture)
 
 
 def fit_monitored(teacher, digits, monitor, **kw):
@@ -47,10 +48,21 @@ def test_bad_monitor_settings(digits, teacher_mlp):
         fit_monitored(teacher_mlp, digits, PIDMonitor(X=digits[0]))
 
 
-def test_plot_helper(digits, teacher_mlp):
-    pytest.importorskip("matplotlib")
-    import matplotlib
-    matplotlib.use("Agg")
-    net = fit_monitored(teacher_mlp, digits, PIDMonitor(n_clusters=4))
-    ax = plot_pid_history(net)
-    assert [line.get_label() for line in ax.get_lines()] == ["Red", "UniT", "UniS", "Syn"]
+# ---------------------------------------------------------------------------------------
+# PIDMonitor settings
+@pytest.mark.parametrize("kw, error, match", [
+    (dict(every=0), ValueError, r"every must be an int >= 1; got 0"),
+    (dict(every=1.5), TypeError, r"every must be an int >= 1; got float 1\.5"),
+    (dict(n_clusters=0), ValueError, r"n_clusters must be an int >= 1; got 0"),
+    (dict(max_samples="all"), TypeError, r"max_samples must be an int >= 1"),
+    (dict(measure="bogus"), ValueError, r"measure must be .*'broja'.*; got 'bogus'"),
+    (dict(prefix=""), TypeError, r"prefix must be a non-empty str"),
+    (dict(pair=3), ValueError, r"pair must index teacher_layers / student_layers \(1 "
+                               r"pair\(s\)\); got 3"),
+])
+def test_monitor_settings(kw, error, match, data):
+    X, y = data
+    with pytest.raises(error, match=match):
+        small_net(method="vid", callbacks=[PIDMonitor(**kw)],
+                  train_split=ValidSplit(4)).fit(X, y)
+    PIDMonitor(every=np.int64(2)).initialize()  # numpy integers are integers

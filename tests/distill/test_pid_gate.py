@@ -102,25 +102,32 @@ def test_gate_closes_when_the_student_holds_the_teachers_information(noisy_digit
     assert first.gate == 0.0
 
 
-def test_measured_on_the_validation_split_every_few_epochs(noisy_digits, monkeypatch):
-    X, y = noisy_digits
+class MeasuredRows(PIDDistiller):
+    """Records the number of rows of each representation pass (the gate's, with
+    ``teacher_check="ignore"``)."""
+
     sizes = []
-    measure = PIDDistiller._measure_gates
 
-    def spy(self, dataset, names):
-        sizes.append(len(dataset))
-        return measure(self, dataset, names)
+    def representations(self, X, pair=0, *, side="both"):
+        self.sizes.append(len(X))
+        return super().representations(X, pair, side=side)
 
-    monkeypatch.setattr(PIDDistiller, "_measure_gates", spy)
+
+def test_measured_on_the_validation_split_every_few_epochs(noisy_digits):
+    X, y = noisy_digits
+    sizes = MeasuredRows.sizes
+    sizes.clear()
     net = distiller(TwoBranches(), max_epochs=7, pid_gate_every=3,
-                    train_split=ValidSplit(4, stratified=True)).fit(X, y)
+                    train_split=ValidSplit(4, stratified=True))
+    net = MeasuredRows(**net.get_params(deep=False)).fit(X, y)
     assert sizes == [75, 75, 75]  # epochs 1, 4 and 7, on the 25 % validation split
     assert len(net.history[:, "gate_0"]) == 7
     sizes.clear()
     net.partial_fit(X, y, epochs=2)  # a new call measures on its first epoch
     assert sizes == [75]
     sizes.clear()
-    distiller(TwoBranches(), max_epochs=2, train_split=None).fit(X, y)
+    MeasuredRows(**distiller(TwoBranches(), max_epochs=2, train_split=None).get_params(deep=False)
+                 ).fit(X, y)
     assert sizes == [300]  # no validation split: the training rows
 
 

@@ -8,7 +8,7 @@ import torch
 
 from skpid import PIDDistiller
 from skpid.distill import RIDLoss, TEDLoss
-from skpid.distill._distiller import _row_hashes
+from skpid.distill._data import row_hashes as _row_hashes
 from skpid.distill._losses import _raw_for_variance, _variance
 from skpid.distill.models import MLP
 

@@ -17,6 +17,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+__all__ = ["Select", "Task", "paper_init", "per_class_subset", "tabular_task"]
+
 
 class Task(NamedTuple):
     """Splits of one seeded task; ``subset`` indexes the student's rows of the training
