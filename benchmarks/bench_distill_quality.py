@@ -75,7 +75,7 @@ from _timing import machine
 from skpid import score_representations
 from skpid.exceptions import NuisanceTeacherWarning
 from skpid.distill import PIDDistiller
-from skpid.distill._pid_gate import GateMeter
+from skpid.distill._pid_gate import measure_gate
 from skpid.distill.tasks import Select, paper_init, per_class_subset
 from skpid.distill.tasks import tabular_task as shared_tabular_task
 from skpid.distill.models import MLP, SmallCNN
@@ -328,8 +328,7 @@ def warm_up_gate():
     """One gate measurement outside the timings (imports, first KMeans and PID solve)."""
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 3, 60)
-    GateMeter(["gate_0"]).measure([rng.normal(size=(60, 4))], [rng.normal(size=(60, 4))],
-                                  labels)
+    measure_gate(rng.normal(size=(60, 4)), rng.normal(size=(60, 4)), labels)
 
 
 def paired(results, key, base_key):

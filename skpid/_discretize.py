@@ -7,6 +7,7 @@ of codes a fitted discretizer can emit.  Inputs with more than two dimensions
 ``(N, -1)`` first.
 """
 
+import math
 import warnings
 
 import numpy as np
@@ -398,6 +399,11 @@ class KMeansDiscretizer(_BaseKMeansDiscretizer):
         return self._codes(X)[:, None]
 
 
+# The most codes a QuantileDiscretizer may have (int32 indexes; a PID table over them
+# would not fit in memory long before that).
+MAX_CODES = 2 ** 31 - 1
+
+
 class QuantileDiscretizer(_BaseDiscretizer):
     """Quantile bins of a low-dimensional PCA projection.
 
@@ -477,7 +483,14 @@ class QuantileDiscretizer(_BaseDiscretizer):
         self.bin_edges_ = [np.unique(np.quantile(z, levels)) if _varies(z) else np.empty(0)
                            for z in Z.T]
         self._shape = tuple(len(edges) + 1 for edges in self.bin_edges_)
-        self.n_codes_ = int(np.prod(self._shape))
+        n_codes = math.prod(self._shape)  # exact: numpy's product would overflow
+        if n_codes > MAX_CODES:
+            raise ValueError(
+                f"n_components={n_components} with n_bins={n_bins} gives {n_codes:.3g} "
+                f"codes (bins per component {' x '.join(map(str, self._shape))}), more "
+                f"than {MAX_CODES:,} that a code can index; the codes grow as n_bins ** "
+                "n_components: use fewer components (a few at most) or fewer bins.")
+        self.n_codes_ = n_codes
         if self.n_codes_ == 1:
             _warn_constant("; all rows get code 0")
         return self

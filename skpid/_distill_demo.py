@@ -93,7 +93,9 @@ def _run(seed, epochs, seeds, out):
                                        max_epochs=epochs, **params).fit(X, y)
                 for w in caught:
                     if issubclass(w.category, NuisanceTeacherWarning):
-                        nuisance_warnings.setdefault(teacher_name, str(w.message))
+                        # one verdict per measured layer (KD's logits, the hidden layer)
+                        verdicts = nuisance_warnings.setdefault(teacher_name, {})
+                        verdicts.setdefault(str(w.message).split(" holds")[0], str(w.message))
                     else:
                         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                 t, st = net.representations(task.X_test)
@@ -109,10 +111,10 @@ def _run(seed, epochs, seeds, out):
             say(f"seed {s}: {teacher_name} teacher done")
     _print_table(results, teacher_acc, out)
     for teacher_name in ("trained", "nuisance"):
-        verdict = nuisance_warnings.get(teacher_name)
+        verdicts = nuisance_warnings.get(teacher_name, {})
         print(f"\nteacher_check, {teacher_name} teacher: "
-              + (f"NuisanceTeacherWarning: {verdict}" if verdict else "no warning"),
-              file=out)
+              + ("\n".join(f"NuisanceTeacherWarning: {v}" for v in verdicts.values())
+                 or "no warning"), file=out)
     print("\nPID in bits on the test rows (normalise, PCA 5, KMeans 10, BROJA; means over "
           "seeds). Red(Y:T,S) is the task knowledge the student shares with the teacher, "
           "UniT what is left to distill. The nuisance teacher's I(Y;T) is near 0: it has "

@@ -148,8 +148,10 @@ class StreamedFit:
         self.disc = disc
         self.check_params()
         self.n_seen, self.mean, self.scatter, self.sample = 0, None, None, None
-        # Read once: the sample cannot change size in the middle of a fit.
+        # Read once: the sample cannot change size in the middle of a fit, nor can the
+        # rows seen so far change from normalised to raw (check_params refuses that).
         self.capacity = int(disc.sample_size)
+        self.normalize = disc.normalize
         self.rng = None
         self.scale = 1.0
 
@@ -162,6 +164,12 @@ class StreamedFit:
         if sample_size < n_clusters:
             raise ValueError(f"sample_size={sample_size} is smaller than n_clusters="
                              f"{n_clusters}: KMeans needs at least n_clusters sample rows.")
+        started = getattr(self, "normalize", disc.normalize)
+        if disc.normalize != started:
+            raise ValueError(
+                f"normalize={disc.normalize!r}, but this fit started with normalize="
+                f"{started!r}: the rows seen so far cannot be mixed with rows prepared "
+                "otherwise. Start a new fit (fit, or partial_fit on a new estimator).")
 
     def add(self, X):
         """Add the rows of ``X`` to the moments and the sample, one chunk at a time.
@@ -176,6 +184,8 @@ class StreamedFit:
         """
         disc = self.disc
         for chunk in iter_row_chunks(X, int(disc.chunk_size)):
+            if self.n_seen and len(chunk) == 0:
+                continue  # an empty chunk adds nothing (as score_chunks skips it)
             # The first chunk of a fit (re)sets n_features_in_ and feature names; the
             # others are checked against them.
             chunk = validate_data(disc, flatten_samples(chunk), reset=self.n_seen == 0,
@@ -371,8 +381,10 @@ class ChunkedKMeansDiscretizer(_BaseKMeansDiscretizer):
         ``UserWarning``): ``fit`` does not keep the state a fit is extended from (see
         Notes).  The estimator is usable after every call: each one ends with a small
         eigensolve (``n_components`` eigenpairs of the d x d scatter matrix) and a KMeans
-        fit on the sample, so call it with large blocks.  At least 2 rows must have been
-        seen in all.
+        fit on the sample, so call it with large blocks.  The first call needs at least 2
+        rows (a refused call keeps none of its rows); later calls may bring any number,
+        none included.  Settings that change what was accumulated (``normalize``) cannot
+        change between calls.
 
         Parameters
         ----------
@@ -392,9 +404,12 @@ class ChunkedKMeansDiscretizer(_BaseKMeansDiscretizer):
                               f"fit is extended from, so the {self.n_samples_seen_} rows "
                               "of fit are not part of it. To fit in several calls, call "
                               "partial_fit from the start.", UserWarning, stacklevel=2)
-            streamed = self._streamed_fit = StreamedFit(self)
-        else:
-            streamed.check_params()
+            # kept only once the call succeeds: a refused first call leaves no rows behind
+            streamed = StreamedFit(self)
+            fitted = streamed.add(X).finish(stacklevel=2)
+            self._streamed_fit = streamed
+            return fitted
+        streamed.check_params()
         return streamed.add(X).finish(stacklevel=2)
 
     def transform(self, X):

@@ -203,3 +203,11 @@ def test_row_scaler():
     raw = RowScaler(normalize=False).fit(X)
     assert raw.scale_ == power_of_two_scale(X)
     assert np.abs(raw.transform(X)).max() < 2
+
+
+def test_quantile_codes_beyond_an_index_are_refused_clearly():
+    X = np.random.default_rng(0).normal(size=(100, 50))
+    with pytest.raises(ValueError, match=r"n_components=30 with n_bins=4 gives 1\.15e\+18 "
+                                         r"codes .* use fewer components"):
+        QuantileDiscretizer(n_components=30).fit(X)
+    assert QuantileDiscretizer(n_components=3).fit(X).n_codes_ == 64

@@ -444,3 +444,35 @@ def test_score_chunks_does_not_depend_on_the_units(dtype, scale):
     got = score_chunks(((T * scale).astype(dtype), (S * scale).astype(dtype), y), **params)
     assert atoms_of(got) == pytest.approx(atoms_of(expected), abs=1e-12)
     assert expected.mi_teacher > 1
+
+
+def test_partial_fit_refuses_to_mix_normalised_and_raw_rows():
+    X = np.random.default_rng(0).normal(size=(200, 6))
+    disc = ChunkedKMeansDiscretizer(n_clusters=3, n_components=2, random_state=0)
+    disc.partial_fit(X[:100])
+    disc.set_params(normalize=False)
+    with pytest.raises(ValueError, match=r"normalize=False, but this fit started with "
+                                         r"normalize=True"):
+        disc.partial_fit(X[100:])
+    assert disc.n_samples_seen_ == 100  # the refused rows were not added
+
+
+def test_a_refused_first_partial_fit_keeps_no_rows():
+    X = np.random.default_rng(0).normal(size=(50, 6))
+    disc = ChunkedKMeansDiscretizer(n_clusters=3, n_components=2, random_state=0)
+    with pytest.raises(ValueError, match="needs at least 2 samples to fit; got 1 sample"):
+        disc.partial_fit(X[:1])
+    disc.partial_fit(X[1:40])
+    reference = ChunkedKMeansDiscretizer(n_clusters=3, n_components=2,
+                                         random_state=0).partial_fit(X[1:40])
+    assert disc.n_samples_seen_ == 39
+    np.testing.assert_array_equal(disc.transform(X), reference.transform(X))
+
+
+def test_an_empty_chunk_adds_nothing_to_a_fit_in_progress():
+    X = np.random.default_rng(0).normal(size=(50, 6))
+    disc = ChunkedKMeansDiscretizer(n_clusters=3, n_components=2, random_state=0)
+    codes = disc.partial_fit(X).transform(X)
+    disc.partial_fit(X[:0])
+    assert disc.n_samples_seen_ == 50
+    np.testing.assert_array_equal(disc.transform(X), codes)

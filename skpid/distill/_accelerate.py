@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import math
 
-import torch
 from skorch.callbacks import LRScheduler
 from skorch.hf import AccelerateMixin
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 from skorch.callbacks import Callback
 
 from .._estimator import score_representations
@@ -35,7 +38,7 @@ class PIDMonitor(Callback):
         ``train_split``). Test data should not be used here: it would leak into
         decisions such as early stopping.
     max_samples : int or None, default=2000
-        Use at most this many samples (the first ones) per measurement.
+        Use at most this many samples (the first ones) per measurement (at least 2).
     n_clusters, n_components, measure, random_state
         Passed to :func:`~skpid.score_representations` (``random_state`` defaults to 0
         so that measurements are repeatable).
@@ -77,7 +80,8 @@ class PIDMonitor(Callback):
         check_int(self.every, "every", minimum=1)
         check_int(self.pair, "pair", minimum=0)
         if self.max_samples is not None:
-            check_int(self.max_samples, "max_samples", minimum=1)
+            # one row has no distribution to decompose
+            check_int(self.max_samples, "max_samples", minimum=2)
         check_int(self.n_clusters, "n_clusters", minimum=1)
         check_int(self.n_components, "n_components", minimum=1)
         check_choice(self.measure, "measure", MEASURES)
@@ -129,6 +133,12 @@ class PIDMonitor(Callback):
             X = head(X, self.max_samples)
             y = y[:self.max_samples]
         t, s = net.representations(X, pair=self.pair)
+        if not (np.isfinite(t).all() and np.isfinite(s).all()):
+            warnings.warn(f"PIDMonitor: the {'teacher' if not np.isfinite(t).all() else 'student'}"
+                          f"'s representation holds NaN or infinity (training diverged?); "
+                          f"epoch {len(net.history)} is not measured.", RuntimeWarning,
+                          stacklevel=3)
+            return
         result = score_representations(t, s, y, n_clusters=self.n_clusters,
                                        n_components=self.n_components,
                                        measure=self.measure, random_state=self.random_state)

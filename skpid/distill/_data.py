@@ -3,6 +3,7 @@ datasets, row hashes, the single-row-batch rule."""
 
 from __future__ import annotations
 
+import math
 import numbers
 import zlib
 from collections.abc import Mapping
@@ -13,21 +14,83 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import Subset
 
 from .._arrays import to_numpy
+from .._labels import transform_labels
 
 
 def cast_input(X, dtype: torch.dtype):
-    """A real-valued ``X`` (numpy of any real dtype, pandas, torch tensors) as
-    ``dtype``, as scikit-learn estimators accept any real input; anything else
-    unchanged."""
+    """A real-valued ``X`` (numpy of any real dtype, pandas, torch tensors, a dict of
+    them: skorch's several inputs) as ``dtype``, as scikit-learn estimators accept any
+    real input; anything else unchanged."""
+    if isinstance(X, Mapping):
+        return {key: cast_input(value, dtype) for key, value in X.items()}
     if hasattr(X, "to_numpy") and hasattr(X, "columns"):  # a pandas DataFrame
-        X = X.to_numpy()
+        X = _frame_values(X)
     if isinstance(X, torch.Tensor):
         convertible = X.is_floating_point() or (X.dtype != torch.bool and not X.is_complex())
         return X.to(dtype) if convertible and X.dtype != dtype else X
     if isinstance(X, np.ndarray) and X.dtype.kind in "fiu":
+        if dtype == torch.bfloat16:  # no numpy dtype: a tensor
+            return torch.as_tensor(X).to(dtype)
         np_dtype = torch.empty((), dtype=dtype).numpy().dtype
         return X if X.dtype == np_dtype else X.astype(np_dtype)
     return X
+
+
+def _frame_values(frame) -> np.ndarray:
+    """The values of a DataFrame whose columns are all numbers or booleans, as one
+    float64 array (``to_numpy`` of mixed dtypes gives objects)."""
+    import pandas as pd
+    bad = [str(name) for name, dtype in frame.dtypes.items()
+           if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))]
+    if bad:
+        raise TypeError(f"X: columns {', '.join(bad)} are not numbers or booleans; encode "
+                        "them (e.g. with a scikit-learn OneHotEncoder) before distilling.")
+    return frame.to_numpy(dtype=np.float64)
+
+
+def check_device(device) -> None:
+    """A clear error for a device torch cannot use here (``"cuda"`` without CUDA)."""
+    if device is None:
+        return
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda'; got "
+                         f"{device!r}.") from exc
+    available = {"cuda": torch.cuda.is_available,
+                 "mps": lambda: torch.backends.mps.is_available()}.get(kind)
+    if available is not None and not available():
+        raise ValueError(f"device={device!r}, but torch finds no {kind.upper()} device "
+                         "here; use device='cpu'.")
+
+
+class EncodedTargets(TorchDataset):
+    """A dataset whose targets (labels of any kind) are given as indices into
+    ``classes``, as the distiller's criteria take them."""
+
+    def __init__(self, dataset, classes):
+        self.dataset = dataset
+        self.classes = np.asarray(classes)
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        x, y = self.dataset[i]
+        return x, int(transform_labels(np.atleast_1d(to_numpy(y)), self.classes, "y")[0])
+
+
+def pool_features(rep: torch.Tensor, max_features: int | None) -> torch.Tensor:
+    """A feature map (``(N, C, H, W)`` or ``(N, C, L)``) with more than ``max_features``
+    values per row, average-pooled to the finest grid that has at most that many (one
+    position per channel at least); anything else unchanged."""
+    if max_features is None or rep.dim() not in (3, 4) or rep[0].numel() <= max_features:
+        return rep
+    per_channel = max(1, max_features // rep.shape[1])
+    if rep.dim() == 3:
+        return torch.nn.functional.adaptive_avg_pool1d(rep.float(), per_channel)
+    side = max(1, math.isqrt(per_channel))
+    return torch.nn.functional.adaptive_avg_pool2d(rep.float(), side)
 
 
 def single_row_tail(n_rows: int, batch_size) -> bool:
@@ -37,12 +100,20 @@ def single_row_tail(n_rows: int, batch_size) -> bool:
 
 
 def dataset_targets(dataset) -> np.ndarray:
-    """The targets of a (skorch or torch) dataset, in row order."""
+    """The targets of a (skorch or torch) dataset, in row order: read off the dataset
+    where it holds them (skorch's ``y``, a ``TensorDataset``'s last tensor, a
+    ``targets`` attribute), else one pass over its rows."""
     from skorch.dataset import Dataset
     if isinstance(dataset, Subset):
         return dataset_targets(dataset.dataset)[np.asarray(dataset.indices)]
+    if isinstance(dataset, EncodedTargets):
+        return transform_labels(dataset_targets(dataset.dataset), dataset.classes, "y")
     if isinstance(dataset, Dataset) and dataset.y is not None:
         return np.asarray(to_numpy(dataset.y))
+    if isinstance(dataset, torch.utils.data.TensorDataset) and len(dataset.tensors) == 2:
+        return np.asarray(to_numpy(dataset.tensors[1]))
+    if getattr(dataset, "targets", None) is not None and not isinstance(dataset, Dataset):
+        return np.asarray(to_numpy(dataset.targets))
     return np.asarray([to_numpy(dataset[i][1]) for i in range(len(dataset))])
 
 

@@ -11,6 +11,7 @@ casting (``_data``), non-finite diagnosis (``_nonfinite``), the epoch table
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Mapping
 
@@ -20,22 +21,27 @@ from sklearn.base import clone
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
 from skorch.dataset import unpack_data
+from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from .._arrays import to_numpy
-from .._labels import fit_labels, transform_labels
-from ._data import cast_input, row_hashes, single_row_tail
-from ._hooks import capture, resolve_layers
-from ._losses import DistillationLoss, NoDistillation, _eval, check_pair, kd_loss, rid_phase
+from .._labels import fit_labels, format_labels, transform_labels
+from .._pid._validation import check_choice
+from ._data import (EncodedTargets, cast_input, check_device, dataset_targets,
+                    pool_features, row_hashes, single_row_tail)
+from ._hooks import capture, check_captured, resolve_layers
+from ._losses import DistillationLoss, NoDistillation, _eval, check_pair, kd_loss
 from ._nonfinite import check_finite_input, report_nonfinite
 from ._params import (METHOD_SETTINGS, OPTIMIZERS, READ_PER_FIT, check_lr_for,
                       check_params_given, check_settings, check_values, construct_optimizer,
                       keep_optimizer_params, layer_lists, method_class, set_plain)
 from ._pid_gate import LOGITS, PIDGate
 from ._printlog import DistillerPrintLog
-from ._seeding import loader_generator, seeded
+from ._seeding import loader_generator, reseed_epoch, seeded
+from ._state import (criterion_bundle, load, load_criterion_bundle, load_optimizer_bundle,
+                     optimizer_bundle, restore_best_scores, save)
 from ._teacher import FrozenTeacher
 from ._teacher_check import TeacherCheck
 
@@ -48,8 +54,12 @@ _TERMS = ("ce", "distill", "filter_ce", "distance", "kd", "gate")
 def softmax_rows(logits: torch.Tensor) -> torch.Tensor:
     """Row-wise softmax: the student's logits → class probabilities (``predict_proba``).
 
-    A module-level function (not a lambda) so that the net pickles.
+    A module-level function (not a lambda) so that the net pickles. Logits narrower
+    than float32 (a bfloat16 or float16 student) give float32 probabilities: numpy,
+    where skorch puts them, has no bfloat16.
     """
+    if logits.is_floating_point() and logits.element_size() < 4:
+        logits = logits.float()
     return torch.softmax(logits, dim=-1)
 
 
@@ -430,11 +440,19 @@ class PIDDistiller(NeuralNetClassifier):
         super().set_params(**kwargs)
         if initialized:
             keep_optimizer_params(self, kwargs)
-            if new_classes:
-                self.initialize_optimizer()
-        if new_teacher and initialized:
-            self.teacher_ = self._frozen_teacher()
+            for name in new_classes:  # only the optimizer given: the other keeps its state
+                setattr(self, name + "_", self._optimizer_for(name))
+            self._teacher_side_changed({*kwargs, *(["teacher"] if new_teacher else [])})
+        if "pid_gate" in kwargs and not self.pid_gate:
+            self.pid_gates_ = {}
         return self
+
+    def _teacher_side_changed(self, names) -> None:
+        """After ``set_params`` of ``names`` on an initialized net: rewrap the teacher for
+        new layers (unknown paths fail here, not at the next fit)."""
+        if names & {"teacher", "teacher_layers", "teacher_cache", "student_layers"}:
+            self.teacher_ = self._frozen_teacher()
+            resolve_layers(self._student(), self._layer_lists()[1], "student_layers")
 
     # ------------------------------------------------------------------ seeding
     def fit(self, X, y, **fit_params):
@@ -444,9 +462,35 @@ class PIDDistiller(NeuralNetClassifier):
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Train on ``X, y`` without re-initializing (skorch's ``partial_fit``), seeded
-        by ``random_state``."""
+        by ``random_state``.
+
+        As scikit-learn's ``partial_fit``: ``classes`` (all the classes, which one batch
+        may not show) is taken on the first call, and later calls keep ``classes_``:
+        their labels must be among them (and ``classes``, if given again, the same).
+        """
         with seeded(self):
+            if not self.initialized_:
+                self.initialize()
+            if classes is not None:
+                self._set_classes(classes)
             return super().partial_fit(X, y, classes=classes, **fit_params)
+
+    def initialize(self):
+        """skorch's ``initialize`` (a new student, criteria and optimizers, seeded by
+        ``random_state``); forgets the classes and measurements of an earlier fit."""
+        with seeded(self):
+            for name in ("classes_inferred_", "teacher_information_", "pid_gates_"):
+                vars(self).pop(name, None)
+            return super().initialize()
+
+    def _set_classes(self, classes) -> None:
+        classes = fit_labels(classes, "classes")
+        known = vars(self).get("classes_inferred_")
+        if known is not None and not (len(known) == len(classes)
+                                      and np.array_equal(known, classes)):
+            raise ValueError(f"classes: {format_labels(classes)} differ from the classes "
+                             f"of the first partial_fit call, {format_labels(known)}.")
+        self.classes_inferred_ = classes
 
     def get_iterator(self, dataset, training=False):
         """skorch's ``get_iterator``, with two changes.
@@ -486,6 +530,7 @@ class PIDDistiller(NeuralNetClassifier):
     def initialize_module(self):
         """Validate the settings, build the student (skorch) and wrap the teacher."""
         check_settings(self)
+        check_device(self.device)
         super().initialize_module()
         resolve_layers(self.module_, self._layer_lists()[1], "student_layers")  # fail early
         self.teacher_ = self._frozen_teacher()
@@ -528,7 +573,6 @@ class PIDDistiller(NeuralNetClassifier):
         # by save_params(f_method=...), and "method__*" parameters routed to it and
         # rebuilding it (constructor, set_params, grid searches).
         self.method_ = method.to(self._placement())
-        self.student_steps_ = 0
         return self
 
     def get_all_learnable_params(self):
@@ -549,40 +593,122 @@ class PIDDistiller(NeuralNetClassifier):
         until then, and for methods without filters, the filter optimizer holds a
         placeholder parameter only (torch refuses an optimizer without parameters).
         """
-        teacher_side = {id(p) for p in self._method().teacher_side_parameters()}
-        student_named, filter_named = [], []
-        for name, param in self.get_all_learnable_params():
-            (filter_named if id(param) in teacher_side else student_named).append((name, param))
-        if not filter_named:
-            filter_named = [("placeholder", torch.zeros(1, requires_grad=True))]
-        self.optimizer_ = self._build_optimizer("optimizer", self.optimizer, student_named)
-        self.filter_optimizer_ = self._build_optimizer(
-            "filter_optimizer", self.filter_optimizer or self.optimizer, filter_named)
+        for name in OPTIMIZERS:
+            setattr(self, name + "_", self._optimizer_for(name))
         return self
 
-    def _build_optimizer(self, prefix, cls, named_parameters):
-        args, kwargs = self.get_params_for_optimizer(prefix, named_parameters)
+    def _optimizer_for(self, prefix: str):
+        """A new ``optimizer`` (the student side) or ``filter_optimizer``. The filter
+        optimizer without a class of its own is the student's: its class and its
+        ``optimizer__*`` settings (``filter_optimizer__*`` take precedence)."""
+        teacher_side = {id(p) for p in self._method().teacher_side_parameters()}
+        filters = prefix == "filter_optimizer"
+        named = [(name, p) for name, p in self.get_all_learnable_params()
+                 if (id(p) in teacher_side) == filters]
+        if not named:
+            named = [("placeholder", torch.zeros(1, requires_grad=True))]
+        args, kwargs = self.get_params_for_optimizer(prefix, named)
+        cls = getattr(self, prefix)
+        if filters and cls is None:
+            # the student's optimizer settings (momentum, weight decay, ...); the learning
+            # rate is the net's lr unless filter_optimizer__lr is set
+            cls = self.optimizer
+            inherited = {k: v for k, v in self.get_params_for("optimizer").items()
+                         if k not in ("param_groups", "lr")}
+            kwargs = {**inherited, **kwargs}
+        return self._build_optimizer(prefix, cls, args, kwargs)
+
+    def _build_optimizer(self, prefix, cls, args, kwargs):
         lr_name = f"{prefix}__lr" if f"{prefix}__lr" in vars(self) else "lr"
         for group in args[0]:
             check_lr_for(group.get("lr", kwargs["lr"]), group["params"],
                          lr_name if "lr" not in group else f"{prefix}__param_groups")
         return construct_optimizer(prefix, cls, args, kwargs)
 
+    # ------------------------------------------------------------------ save / load
+    def save_params(self, f_params=None, f_optimizer=None, f_criterion=None,
+                    f_history=None, use_safetensors=False, **kwargs):
+        """skorch's ``save_params``; ``f_criterion`` and ``f_optimizer`` also hold what a
+        distillation adds (the distillation criterion with its parts and schedule, the
+        filter optimizer, the gates, the teacher's information), so that skorch's
+        ``Checkpoint`` + ``LoadInitState`` resume exactly. See the user guide, "Saving,
+        resuming and continuing training"."""
+        if use_safetensors and (f_criterion is not None or f_optimizer is not None):
+            raise ValueError("use_safetensors: f_criterion and f_optimizer of a "
+                             "PIDDistiller hold optimizer states and training state, "
+                             "which safetensors cannot store; save them with "
+                             "use_safetensors=False.")
+        others = {k: v for k, v in dict(f_params=f_params, f_history=f_history,
+                                        **kwargs).items() if v is not None}
+        if others or (f_criterion is None and f_optimizer is None):
+            super().save_params(use_safetensors=use_safetensors, **others)
+        if f_criterion is not None or f_optimizer is not None:
+            self.check_is_fitted(["criterion_", "optimizer_"])
+        if f_criterion is not None:
+            save(criterion_bundle(self), f_criterion)
+        if f_optimizer is not None:
+            save(optimizer_bundle(self), f_optimizer)
+
+    def load_params(self, f_params=None, f_optimizer=None, f_criterion=None,
+                    f_history=None, checkpoint=None, use_safetensors=False, **kwargs):
+        """skorch's ``load_params``, reading the ``f_criterion`` and ``f_optimizer`` that
+        :meth:`save_params` writes (plain skorch files too). The distillation parts are
+        built from the saved shapes where the net has not built them yet, so that
+        ``initialize()`` + ``load_params(...)`` + ``partial_fit`` continues the saved
+        run."""
+        files = {}
+        if checkpoint is not None:
+            if not self.initialized_:
+                self.initialize()
+            if f_history is None and checkpoint.f_history is not None:
+                # as skorch: the history first, which names the checkpoint's files
+                self.history = History.from_file(checkpoint.f_history_)
+            files.update(checkpoint.get_formatted_files(self))
+        files.update({k: v for k, v in dict(f_params=f_params, f_optimizer=f_optimizer,
+                                            f_criterion=f_criterion, f_history=f_history,
+                                            **kwargs).items() if v is not None})
+        f_criterion, f_optimizer = files.pop("f_criterion", None), files.pop("f_optimizer", None)
+        files = {k: v for k, v in files.items() if v is not None}
+        if files:
+            super().load_params(use_safetensors=use_safetensors, **files)
+        if "f_history" in files:
+            restore_best_scores(self)
+        if f_criterion is not None:
+            load_criterion_bundle(self, load(f_criterion, self))
+        if f_optimizer is not None:
+            parts_loaded = f_criterion is not None or "f_method" in files
+            load_optimizer_bundle(self, load(f_optimizer, self), parts_loaded)
+
     # ------------------------------------------------------------------ data
     def check_data(self, X, y=None):
-        """skorch's check (and inference of ``classes_``), with clear errors for labels
-        that cannot be classes: NaN, or a mix of types that cannot be sorted."""
-        if y is not None and not isinstance(y, TorchDataset):
-            fit_labels(y, "y")  # the package's one label check: same errors everywhere
-        super().check_data(X, y)
+        """The classes: inferred from ``y`` (or from the labels of a Dataset ``X``) on a
+        new fit, kept by a continuing one (``partial_fit``, warm start), whose labels
+        must be among them; clear errors for labels that cannot be classes (NaN, types
+        that cannot be sorted)."""
+        if y is None and isinstance(X, TorchDataset):
+            y = dataset_targets(X)
+        if y is None or isinstance(y, TorchDataset):
+            return super().check_data(X, y)
+        classes = fit_labels(y, "y")  # the package's one label check: same errors everywhere
+        known = vars(self).get("classes_inferred_")
+        if self.classes is None and known is not None:
+            transform_labels(y, known, "y")  # an unseen label is an error
+        elif self.classes is None:
+            self.classes_inferred_ = classes
 
     def get_dataset(self, X, y=None):
-        """skorch's dataset, with ``y`` encoded as indices into ``classes_`` and a
-        real-valued ``X`` (numpy of any real dtype, pandas, torch tensors) cast to the
-        student's parameter dtype, as scikit-learn estimators accept any real input."""
+        """skorch's dataset, with the labels encoded as indices into ``classes_`` (also
+        those a Dataset ``X`` holds) and a real-valued ``X`` (numpy of any real dtype,
+        pandas, torch tensors) cast to the student's parameter dtype, as scikit-learn
+        estimators accept any real input."""
+        if y is None and isinstance(X, TorchDataset) and not isinstance(X, EncodedTargets):
+            return EncodedTargets(X, self.classes_) if self._fitted_classes() else X
         if y is not None and not isinstance(y, TorchDataset):
             y = transform_labels(y, self.classes_, "y")
         return super().get_dataset(cast_input(X, self._input_dtype()), y)
+
+    def _fitted_classes(self) -> bool:
+        return self.classes is not None or "classes_inferred_" in vars(self)
 
     def _input_dtype(self) -> torch.dtype:
         module = getattr(self, "module_", None)
@@ -595,7 +721,7 @@ class PIDDistiller(NeuralNetClassifier):
 
     # ------------------------------------------------------------------ representations
     @torch.no_grad()
-    def representations(self, X, pair=0, *, side="both"):
+    def representations(self, X, pair=0, *, side="both", max_features=None):
         """Teacher and student representations of ``X`` at layer pairs.
 
         The one way the net's measurements (``teacher_check``, ``pid_gate``,
@@ -610,6 +736,10 @@ class PIDDistiller(NeuralNetClassifier):
             the two networks' outputs.
         side : {"both", "teacher", "student"}, default="both"
             Which network(s) to run; the other side of the result is None.
+        max_features : int or None, default=None
+            Average-pool feature maps (``(N, C, H, W)`` or ``(N, C, L)``) with more
+            values per row to the finest grid with at most this many (at least one
+            position per channel), batch by batch: bounded memory for wide maps.
 
         Returns
         -------
@@ -618,8 +748,9 @@ class PIDDistiller(NeuralNetClassifier):
             where ``pair`` is a list.
         """
         self.check_is_fitted()
-        pairs = list(pair) if isinstance(pair, (list, tuple)) else [pair]
-        pairs = [None if p in (None, "logits") else p for p in pairs]
+        pairs = [self._check_pair(p) for p in
+                 (pair if isinstance(pair, (list, tuple)) else [pair])]
+        check_choice(side, "side", ("both", "teacher", "student"))
         teacher, student = side in ("both", "teacher"), side in ("both", "student")
         dataset = X if isinstance(X, TorchDataset) else self.get_dataset(X)
         out = [([], []) for _ in pairs]
@@ -628,12 +759,23 @@ class PIDDistiller(NeuralNetClassifier):
             _, t_reps, _, s_reps = self._run_batch(xb, pairs, teacher, student)
             for k, (t_out, s_out) in enumerate(out):
                 if teacher:
-                    t_out.append(to_numpy(t_reps[k]))
+                    t_out.append(to_numpy(pool_features(t_reps[k], max_features)))
                 if student:
-                    s_out.append(to_numpy(s_reps[k]))
+                    s_out.append(to_numpy(pool_features(s_reps[k], max_features)))
         result = [(np.concatenate(t) if teacher else None,
                    np.concatenate(s) if student else None) for t, s in out]
         return result if isinstance(pair, (list, tuple)) else result[0]
+
+    def _check_pair(self, pair):
+        """A layer-pair index, or None for the logits; a clear error otherwise."""
+        if pair is None or (isinstance(pair, str) and pair == "logits"):
+            return None
+        n_pairs = len(self._layer_lists()[0])
+        if (not isinstance(pair, numbers.Integral) or isinstance(pair, bool)
+                or not 0 <= pair < n_pairs):
+            raise ValueError(f"pair must be 'logits' or an index into teacher_layers / "
+                             f"student_layers (0 to {n_pairs - 1}); got {pair!r}.")
+        return int(pair)
 
     def _measurement_iterator(self, dataset):
         """Batches over ``dataset`` in order, on every process (not prepared by an
@@ -664,6 +806,8 @@ class PIDDistiller(NeuralNetClassifier):
             with _eval(module), capture(layers) as slots:
                 x = to_tensor(xb, device=self._placement())
                 s_logits = module(**x) if isinstance(x, Mapping) else module(x)
+            check_captured(slots, [None if p is None else paths[p] for p in pairs],
+                           "student_layers", "student")
             while isinstance(s_logits, (tuple, list)):
                 s_logits = s_logits[0]
             s_reps = [s_logits if slot is None else slot for slot in slots]
@@ -703,12 +847,25 @@ class PIDDistiller(NeuralNetClassifier):
         if not method.is_built_for(t_shapes, s_shapes, len(classes)):
             method.build(t_shapes, s_shapes, len(classes))
             method.to(self._placement())
-            self.student_steps_ = 0
-            # the optimizers now take the new parts (registered at initialize already)
-            self.initialize_optimizer()
-        if not len(self.history):  # a new fit: the teacher check (a callback) fills it
+            if any(True for _ in method.parameters()):
+                # the optimizers now take the new parts (registered at initialize
+                # already); without new parameters they keep their state
+                self.initialize_optimizer()
+        self._check_batch_size(X, y)
+        if not len(self.history):  # a new fit (the teacher check, a callback, measures)
             self.teacher_information_ = {}
-        self.step_ = 0
+
+    def _check_batch_size(self, X, y) -> None:
+        """BatchNorm in the distillation parts cannot normalise one row in training."""
+        batch_size = self.get_params_for("iterator_train").get("batch_size",
+                                                                self.batch_size)
+        has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                            for m in self._method().modules())
+        if has_batchnorm and batch_size == 1:
+            raise ValueError(
+                f"batch_size=1: the distillation parts of method={self.method!r} "
+                "normalise over the batch (BatchNorm) and need training batches of at "
+                "least 2 rows.")
 
     def _probe(self, X, y):
         """The networks' outputs on a first batch (the student's paired layers only for
@@ -730,10 +887,16 @@ class PIDDistiller(NeuralNetClassifier):
             raise TypeError(f"{hint} ({exc})") from exc
         return t_logits, t_feats, s_logits, s_feats
 
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Drop the teacher's measured codes of this call (they hold for its data)."""
+        super().on_train_end(net, X=X, y=y, **kwargs)
+        vars(self).pop("teacher_codes_", None)
+
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        """Lay RID's phase schedule over this call's optimizer steps."""
+        """Reseed for this epoch; RID's schedule: the optimizer updates of an epoch."""
         super().on_epoch_begin(net, dataset_train=dataset_train,
                                dataset_valid=dataset_valid, **kwargs)
+        reseed_epoch(self, len(self.history))
         it_params = self.get_params_for("iterator_train")
         batch_size = it_params.get("batch_size", self.batch_size)
         n = len(dataset_train)
@@ -774,14 +937,6 @@ class PIDDistiller(NeuralNetClassifier):
         if phases:
             self.history.record("teacher_phase", phases.count("teacher") / len(phases))
 
-    def _phase(self) -> str:
-        method = self._method()
-        if not getattr(method, "two_phase", False):
-            return "student"
-        rounds = getattr(method, "rounds", self.rounds)
-        ratio = getattr(method, "teacher_ratio", self.teacher_ratio)
-        return rid_phase(self.step_, getattr(self, "total_steps_", 1), rounds, ratio)[0]
-
     def _updates_per_epoch(self, n_batches: int) -> int:
         """Optimizer updates per epoch of ``n_batches`` batches (one per batch here)."""
         return n_batches
@@ -803,8 +958,8 @@ class PIDDistiller(NeuralNetClassifier):
     def train_step(self, batch, **fit_params):
         """One optimization step of the active phase: skorch's step, except that only
         the phase's optimizer is zeroed and stepped."""
-        self.phase_ = self._phase()
         method = self._method()
+        self.phase_ = method.phase(getattr(self, "total_steps_", 1))
         if self.phase_ == "teacher" and not method.teacher_side_parameters():
             raise RuntimeError("RID teacher phase before the filters were built.")
         if self.phase_ == "teacher":
@@ -827,9 +982,7 @@ class PIDDistiller(NeuralNetClassifier):
         # The schedule counts weight updates: with gradient accumulation a phase never
         # changes in the middle of an accumulation window.
         if self._update_completed():
-            if self.phase_ == "student":
-                self.student_steps_ += 1
-            self.step_ += 1
+            method.count_update(self.phase_)
         return step_accumulator.get_step()
 
     def _take_step(self, optimizer, params, batch, **fit_params):
@@ -883,6 +1036,19 @@ class PIDDistiller(NeuralNetClassifier):
         self.student_feats_ = None  # do not keep tensors alive (or in pickles)
         return [y_pred if s is None else s for s in slots]
 
+    def _method_terms(self, phase, *args, **kwargs) -> dict:
+        """The distillation criterion's terms; a clear error for a criterion whose
+        student-phase terms lack ``"distill"``, the term the student minimises (it
+        would otherwise train as ``method="none"``, silently)."""
+        terms = self.method_(*args, phase=phase, **kwargs)
+        if phase == "student" and (not isinstance(terms, Mapping) or "distill" not in terms):
+            got = sorted(terms) if isinstance(terms, Mapping) else type(terms).__name__
+            raise TypeError(
+                f"method: {type(self._method()).__name__}.forward must return a dict of "
+                f"named loss terms with \"distill\", the term pid_weight weights; got "
+                f"{got}.")
+        return terms
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Weighted sum of the student's cross-entropy and the method's terms; each term
         is recorded in ``history``."""
@@ -910,11 +1076,10 @@ class PIDDistiller(NeuralNetClassifier):
                 weights = (self._pair_weights(y_pred.device)
                            if self.pid_gate and method.uses_features else None)
                 per_pair = weights is not None and method.weights_pairs
-                terms.update(self.method_(y_pred, t_logits, s_feats, t_feats, y_true,
-                                          phase=phase,
-                                          with_distance=self.student_steps_ > 0,
-                                          row_hash=row_hash,
-                                          **({"pair_weights": weights} if per_pair else {})))
+                terms.update(self._method_terms(phase, y_pred, t_logits, s_feats, t_feats,
+                                                y_true, row_hash=row_hash,
+                                                **({"pair_weights": weights} if per_pair
+                                                   else {})))
                 if self.pid_gate and "distill" in terms and not per_pair:
                     # logit methods: the logits' gate; a criterion without per-pair
                     # weights: the mean gate of its pairs

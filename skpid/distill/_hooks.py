@@ -2,16 +2,18 @@
 
 Hooks are registered only for the duration of one forward pass (a context manager) and
 removed afterwards: a module never keeps a hook between calls, so nets and modules pickle,
-deepcopy and ``clone`` exactly as they would without distillation.
+deepcopy and ``clone`` exactly as they would without distillation. A hook records only
+the forward passes of the thread that registered it: clones of a net share their teacher,
+and two fits in two threads run it at the same time.
 """
 
 from __future__ import annotations
 
 import difflib
+import threading
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
-import torch
 from torch import nn
 
 
@@ -78,22 +80,39 @@ def capture(layers: Sequence[nn.Module | None]) -> Iterator[list]:
     """
     slots: list = [None] * len(layers)
     handles = []
+    thread = threading.get_ident()
     try:
         for i, layer in enumerate(layers):
             if layer is not None:
-                handles.append(layer.register_forward_hook(_Recorder(slots, i)))
+                handles.append(layer.register_forward_hook(_Recorder(slots, i, thread)))
         yield slots
     finally:
         for handle in handles:
             handle.remove()
 
 
-class _Recorder:
-    """Forward hook writing a layer's output into one slot of a shared list."""
+def check_captured(slots: list, paths: Sequence[str | None], argname: str,
+                   owner: str) -> None:
+    """A clear error for a named layer that did not run in the forward pass: its slot is
+    empty, and silently pairing the network's output in its place would distill (and
+    report) the wrong representation."""
+    for i, (slot, path) in enumerate(zip(slots, paths)):
+        if path is not None and slot is None:
+            raise ValueError(
+                f"{argname}[{i}] = {path!r}: the layer exists in the {owner} but did not "
+                f"run in its forward pass, so it has no representation to pair; choose a "
+                "layer that forward uses.")
 
-    def __init__(self, slots: list, index: int):
+
+class _Recorder:
+    """Forward hook writing a layer's output into one slot of a shared list, for the
+    forward passes of one thread only."""
+
+    def __init__(self, slots: list, index: int, thread: int):
         self.slots = slots
         self.index = index
+        self.thread = thread
 
     def __call__(self, module, inputs, output):
-        self.slots[self.index] = _first_tensor(output)
+        if threading.get_ident() == self.thread:
+            self.slots[self.index] = _first_tensor(output)

@@ -53,7 +53,9 @@ def check_filter_holdout(value, name: str = "filter_holdout") -> float:
 
 
 def check_variance_init(value, name: str = "variance_init") -> float:
-    return check_real(value, name, low=0, low_open=True, expected="> 0 and finite")
+    # the variances are float32 parameters: 1e30 leaves room for their arithmetic
+    return check_real(value, name, low=0, high=1e30, low_open=True,
+                      expected="in (0, 1e30]")
 
 
 def check_gate_share(value, name: str) -> float:
@@ -326,6 +328,27 @@ class DistillationLoss(nn.Module):
     def teacher_side_parameters(self) -> list:
         return []
 
+    def prepare(self, data) -> None:
+        """Called by the net once at the start of ``fit``, before the first step, for
+        criteria that need the whole training set (class means, a memory bank).
+
+        ``data`` has ``n_rows``, ``n_classes``, ``y`` (the encoded training labels, a
+        LongTensor on the criterion's device) and ``teacher_features()`` (the teacher's
+        representation of every training row at each layer pair: a list of tensors;
+        computing it costs a pass of the teacher over the data). The base class needs
+        nothing.
+        """
+
+    def phase(self, total_steps: int) -> str:
+        """The phase of the next optimizer update under a schedule of ``total_steps``
+        updates: ``"student"`` for one-phase criteria (see :class:`RIDLoss`)."""
+        return "student"
+
+    def count_update(self, phase: str) -> None:
+        """Count an optimizer update of ``phase``: the schedule's position (kept by
+        two-phase criteria, in their state, so that it survives ``partial_fit`` calls,
+        ``save_params`` and checkpoints)."""
+
     def student_side_parameters(self) -> list:
         teacher_side = {id(p) for p in self.teacher_side_parameters()}
         return [p for p in self.parameters() if id(p) not in teacher_side]
@@ -525,6 +548,9 @@ class RIDLoss(DistillationLoss):
         self.gate_holdout = gate_holdout
         self.gate_momentum = gate_momentum
         self.concurrent = concurrent
+        # The schedule's position: optimizer updates so far, and those of the student
+        # phase (state, not a setting: saved with the criterion)
+        self.register_buffer("updates", torch.zeros(2, dtype=torch.long))
 
     @property
     def needs_row_hash(self) -> bool:
@@ -578,10 +604,22 @@ class RIDLoss(DistillationLoss):
             return []
         return list(self.teacher_filters.parameters()) + list(self.heads.parameters())
 
+    def phase(self, total_steps: int) -> str:
+        """``rid_phase`` of the next update: the position counts every update of every
+        ``fit`` / ``partial_fit`` call since the criterion was built."""
+        return rid_phase(int(self.updates[0]), total_steps, self.rounds,
+                         self.teacher_ratio)[0]
+
+    def count_update(self, phase: str) -> None:
+        self.updates[0] += 1
+        if phase == "student":
+            self.updates[1] += 1
+
     def forward(self, student_logits, teacher_logits, student_feats, teacher_feats, y,
-                phase="student", with_distance=True, row_hash=None, pair_weights=None,
-                **kwargs):
+                phase="student", row_hash=None, pair_weights=None, **kwargs):
         if phase == "teacher":
+            # the distance joins the teacher phase once the student filters have moved
+            with_distance = bool(self.updates[1] > 0)
             return self._teacher_terms(student_feats, teacher_feats, y, with_distance,
                                        row_hash)
         # Teacher filters are fixed in the student phase: eval mode keeps their BatchNorm

@@ -38,13 +38,15 @@ def method_class(method) -> type:
         if method not in METHODS:
             close = difflib.get_close_matches(method, list(METHODS), n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"method must be one of {sorted(METHODS)} or a "
-                             f"DistillationLoss instance; got {method!r}.{hint}")
+            raise ValueError(f"method must be one of {sorted(METHODS)}, a "
+                             f"DistillationLoss instance or subclass; got {method!r}.{hint}")
         return METHODS[method]
     if isinstance(method, DistillationLoss):
         return type(method)
-    raise TypeError("method must be a name or a DistillationLoss instance; got "
-                    f"{type(method).__name__}.")
+    if isinstance(method, type) and issubclass(method, DistillationLoss):
+        return method
+    raise TypeError("method must be a name, a DistillationLoss instance or a "
+                    f"DistillationLoss subclass; got {method!r}.")
 
 
 def _check_weight(value, name):

@@ -22,7 +22,6 @@ the student has caught up.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from typing import NamedTuple
 
@@ -32,11 +31,11 @@ from torch.utils.data import Subset
 
 from .._pid import pid_from_counts
 from .._pid._validation import check_int
-from .._sampling import draw_seeds, joint_counts
+from .._sampling import joint_counts
 from ._data import dataset_targets
 from ._losses import NoDistillation
-from ._teacher_check import (LEVEL, TeacherInformation, discretize, information_test,
-                             subsample_rows)
+from ._teacher_check import (LEVEL, MAX_FEATURES, TeacherInformation, discretize,
+                             encoded_labels, information_test, layer_seeds, teacher_codes)
 
 #: The gate is fully open while the student lacks at least this share of the teacher's
 #: task information, and closes linearly below it.
@@ -71,64 +70,12 @@ def gate_value(p_value: float, share: float) -> float:
     return float(min(1.0, max(share, 0.0) / OPEN_SHARE))
 
 
-class GateMeter:
-    """The gates of one fit: chooses the measurement rows once, discretizes and tests
-    each teacher representation once (the teacher is frozen), and measures the
-    student's side on every call.
-
-    Parameters
-    ----------
-    names : list of str
-        The gate of each representation pair, in the order of the lists given to
-        :meth:`measure` (``"gate_0"``, …, :data:`LOGITS`).
-    random_state : int
-        Seeds the row subsample, the discretizations and the permutations.
-    """
-
-    def __init__(self, names: list, random_state: int = 0):
-        self.names = list(names)
-        self.random_state = random_state
-        self.rows_ = None
-        self.teachers_ = None
-
-    def rows(self, n_rows: int) -> np.ndarray:
-        """The (at most 2,000) rows measured on every call: fixed per fit."""
-        if self.rows_ is None:
-            self.rows_ = subsample_rows(n_rows, self.random_state)
-        return self.rows_
-
-    @property
-    def needs_teacher(self) -> bool:
-        """Whether :meth:`measure` needs the teacher's representations (only once: the
-        teacher is frozen and its codes are kept)."""
-        return self.teachers_ is None
-
-    def measure(self, teacher_reps: list | None, student_reps: list,
-                labels: np.ndarray) -> dict:
-        """``{name: PairGate}`` from the representations of the measured rows (the
-        teacher's only while :attr:`needs_teacher`)."""
-        labels = np.unique(np.asarray(labels), return_inverse=True)[1].ravel()
-        seeds = draw_seeds(self.random_state, 2 * len(self.names)).reshape(-1, 2)
-        if self.teachers_ is None:
-            self.teachers_ = [_teacher_side(t, labels, *pair_seeds)
-                              for t, pair_seeds in zip(teacher_reps, seeds)]
-        # the student's side is discretized as the teacher's (same seed): equal
-        # representations get equal codes
-        return {name: _pair_gate(codes, info, s, labels, pair_seeds[0])
-                for name, (codes, info), s, pair_seeds
-                in zip(self.names, self.teachers_, student_reps, seeds)}
-
-
-def _teacher_side(representation, labels, disc_seed, perm_seed):
-    codes = discretize(representation, random_state=int(disc_seed))
-    return codes, information_test(codes, labels, random_state=int(perm_seed))
-
-
 def _pair_gate(teacher_codes: np.ndarray, info: TeacherInformation, student_rep,
                labels: np.ndarray, seed) -> PairGate:
     if info.p_value > LEVEL:  # nothing to distill: no need to measure the student
         return PairGate(0.0, float("nan"), float("nan"), info.plugin_bits, info.p_value)
-    student_codes = discretize(student_rep, random_state=int(seed))
+    # discretized as the teacher's side (same seed): equal representations, equal codes
+    student_codes = discretize(student_rep, random_state=seed)
     shape = (int(teacher_codes.max()) + 1, int(student_codes.max()) + 1,
              int(labels.max()) + 1)
     result = pid_from_counts(joint_counts(teacher_codes, student_codes, labels, shape))
@@ -137,18 +84,41 @@ def _pair_gate(teacher_codes: np.ndarray, info: TeacherInformation, student_rep,
                     float(result.unique_teacher), float(result.mi_teacher), info.p_value)
 
 
-def gate_names(net) -> list:
-    """The gates of ``net``: one per layer pair for a feature method, one for the logits
-    (``method="kd"`` or another logit method, ``kd_weight``)."""
+def measure_gate(teacher_rep, student_rep, labels, name: str = "logits") -> PairGate:
+    """The gate of one pair of representations of the same rows, measured as
+    :class:`PIDGate` does (the seeds of the teacher layer ``name``).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 3, 200)
+    >>> teacher = np.eye(3)[y] + 0.1 * rng.normal(size=(200, 3))
+    >>> measure_gate(teacher, rng.normal(size=(200, 3)), y).gate  # student knows nothing
+    1.0
+    >>> measure_gate(teacher, teacher, y).share  # the student holds it all
+    0.0
+    """
+    disc, perm = layer_seeds(name)
+    labels = encoded_labels(labels)
+    codes = discretize(teacher_rep, random_state=disc)
+    info = information_test(codes, labels, random_state=perm)
+    return _pair_gate(codes, info, student_rep, labels, disc)
+
+
+def gate_pairs(net) -> dict:
+    """``{gate: (teacher layer name, pair)}`` of ``net``: one gate per layer pair for a
+    feature method, one for the logits (``method="kd"`` or another logit method,
+    ``kd_weight``); pair None is the logits."""
     method = net._method()
-    names = []
+    gates = {}
     if method.uses_features:
-        names += [f"gate_{k}" for k in range(len(net._layer_lists()[0]))]
+        for k, layer in enumerate(net._layer_lists()[0]):
+            gates[f"gate_{k}"] = (layer or "logits", k)
     elif not isinstance(method, NoDistillation):
-        names.append(LOGITS)
-    if net.kd_weight > 0 and LOGITS not in names:
-        names.append(LOGITS)
-    return names
+        gates[LOGITS] = ("logits", None)
+    if net.kd_weight > 0:
+        gates.setdefault(LOGITS, ("logits", None))
+    return gates
 
 
 class PIDGate(Callback):
@@ -159,10 +129,16 @@ class PIDGate(Callback):
     it acts while the net's switch ``pid_gate`` is on. It measures on the validation
     split (the training rows where there is none, or where it has fewer than
     :data:`MIN_ROWS` rows; nothing below that, with a warning), on at most 2,000 rows,
-    the same ones at every measurement, on the first epoch of each ``fit`` /
-    ``partial_fit`` call and every ``every`` epochs after it. The latest measurement of
-    each gate is the net's ``pid_gates_`` (a :class:`PairGate` per gate); every epoch's
-    gates are recorded in ``history`` (``gate_0``, ..., ``gate_kd``).
+    the same ones at every measurement, at epoch 1 and every ``every`` epochs after it
+    (epochs counted over the whole training: ``partial_fit`` calls and runs resumed
+    from a checkpoint keep the schedule), and on the first epoch of a call when no
+    measurement is held yet. The teacher's side is measured once per call (its codes
+    are shared with the teacher check where the rows are the same); later measurements
+    run only the student. The latest measurement of each gate is the net's
+    ``pid_gates_`` (a :class:`PairGate` per gate); every epoch's gates are recorded in
+    ``history`` (``gate_0``, ..., ``gate_kd``). A student representation that is not
+    finite (training diverged, ``on_nonfinite="warn"``) is not measured: the gates
+    keep their last value, with a warning.
 
     Parameters
     ----------
@@ -177,55 +153,52 @@ class PIDGate(Callback):
     def initialize(self):
         if self.every is not None:
             check_int(self.every, "every", minimum=1)
-        self.meter_ = None
         return self
 
     def _history_keys(self, net) -> list:
         """The gate columns of ``net``'s history (for the epoch table)."""
-        return gate_names(net) if net.pid_gate else []
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """A meter per call: its rows and teacher codes hold for this call's data."""
-        self.meter_ = None
-        if not net.pid_gate:
-            return
-        seed = net.random_state if isinstance(net.random_state, numbers.Integral) else 0
-        self.meter_ = GateMeter(gate_names(net), seed)
-        self.start_ = len(net.history)
-        net.pid_gates_ = {}
+        return list(gate_pairs(net)) if net.pid_gate else []
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        """Measure on the first epoch of a call and every ``every`` epochs after it;
-        record the current gates in this epoch's history row."""
-        if self.meter_ is None:
+        """Measure when due; record the current gates in this epoch's history row."""
+        if not net.pid_gate:
             return
+        gates = gate_pairs(net)
         every = net.pid_gate_every if self.every is None else self.every
-        # epochs of this fit / partial_fit call so far (this epoch's row exists already)
-        epoch = len(net.history) - 1 - self.start_
-        if epoch % every == 0:
-            dataset = next((d for d in (dataset_valid, dataset_train)
-                            if d is not None and len(d) >= MIN_ROWS), None)
+        epoch = len(net.history)  # this epoch's row exists already
+        held = getattr(net, "pid_gates_", {})
+        if (epoch - 1) % every == 0 or not held:
+            data, dataset = next(((name, d) for name, d in (("valid", dataset_valid),
+                                                            ("train", dataset_train))
+                                  if d is not None and len(d) >= MIN_ROWS), (None, None))
             if dataset is not None:
-                net.pid_gates_ = self._measure(net, dataset)
-            elif epoch == 0:
+                net.pid_gates_ = {**held, **self._measure(net, data, dataset, gates)}
+            elif not held:
                 warnings.warn(
                     f"pid_gate: {len(dataset_train)} training rows, fewer than the "
                     f"{MIN_ROWS} needed to measure the gates; they stay open (1).",
                     UserWarning, stacklevel=2)
-        for name in self.meter_.names:
-            gate = net.pid_gates_.get(name)
+        held = getattr(net, "pid_gates_", {})
+        for name in gates:
+            gate = held.get(name)
             net.history.record(name, 1.0 if gate is None else gate.gate)
 
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        """Drop the meter's per-call data (rows, teacher codes)."""
-        self.meter_ = None
-
-    def _measure(self, net, dataset) -> dict:
-        meter = self.meter_
-        # gate_k is pair k (names list the pairs in order, the logits' gate last)
-        pairs = [None if name == LOGITS else k for k, name in enumerate(meter.names)]
-        subset = Subset(dataset, meter.rows(len(dataset)))
-        side = "both" if meter.needs_teacher else "student"
-        reps = net.representations(subset, pair=pairs, side=side)
-        teacher = [t for t, _ in reps] if meter.needs_teacher else None
-        return meter.measure(teacher, [s for _, s in reps], dataset_targets(subset))
+    def _measure(self, net, data: str, dataset, gates: dict) -> dict:
+        codes = teacher_codes(net)
+        teacher = codes.measure(net, data, dataset, dict(gates.values()))
+        subset = Subset(dataset, codes.rows(data, len(dataset)))
+        reps = net.representations(subset, pair=[pair for _, pair in gates.values()],
+                                   side="student", max_features=MAX_FEATURES)
+        labels = encoded_labels(dataset_targets(subset))
+        measured = {}
+        for (name, (layer, _)), (_, student) in zip(gates.items(), reps):
+            if layer not in teacher:
+                continue  # a non-finite teacher representation: training reports it
+            if not np.isfinite(student).all():
+                warnings.warn(f"pid_gate: the student's representation of {name} holds "
+                              "NaN or infinity (training diverged); the gate keeps its "
+                              "last value.", RuntimeWarning, stacklevel=3)
+                continue
+            measured[name] = _pair_gate(*teacher[layer], student, labels,
+                                        layer_seeds(layer)[0])
+        return measured

@@ -4,7 +4,9 @@
 Seeded calls set torch's global generators (weight initialization and dropout have no
 other source of randomness) and restore them afterwards, and give the DataLoaders
 generators of their own, so that the batch order neither draws from nor depends on
-torch's global generator. torch has one global generator per device for the whole
+torch's global generator. Every epoch reseeds both from ``(random_state, epoch)``: an
+epoch draws the same batch order and dropout masks whether the fit ran in one call, in
+``partial_fit`` calls or was resumed from a checkpoint. torch has one global generator per device for the whole
 process, so two seeded calls in two threads would draw from, and restore over, each
 other's state: they take :data:`SEED_LOCK` for the whole call.
 """
@@ -68,12 +70,25 @@ def seeded(net):
     with SEED_LOCK, torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         active[id(net)] = {
+            "seed": seed,
             "iterator_train": torch.Generator().manual_seed(int(train_seed)),
             "iterator_valid": torch.Generator().manual_seed(int(valid_seed))}
         try:
             yield
         finally:
             del active[id(net)]
+
+
+def reseed_epoch(net, epoch: int) -> None:
+    """Reseed torch's global generator and the DataLoaders' generators of ``net``'s
+    seeded call (if any) for epoch ``epoch`` (1-based, counted over all calls)."""
+    call = _active().get(id(net))
+    if call is None:
+        return
+    seeds = np.random.SeedSequence([call["seed"], epoch]).generate_state(3)
+    torch.manual_seed(int(seeds[0]))
+    call["iterator_train"].manual_seed(int(seeds[1]))
+    call["iterator_valid"].manual_seed(int(seeds[2]))
 
 
 def loader_generator(net, prefix: str):

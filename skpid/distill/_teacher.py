@@ -7,6 +7,7 @@ statistics and dropout untouched) and run under ``torch.no_grad``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Sequence
 
 import numpy as np
@@ -15,7 +16,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._hooks import capture, resolve_layers
+from .._arrays import to_numpy
+from ._hooks import capture, check_captured, resolve_layers
 
 # Probabilities are clipped before the log so that a teacher that is certain (a forest
 # voting unanimously) still gives finite logits.
@@ -114,7 +116,7 @@ class FrozenTeacher:
         """Return ``(logits, [representation per layer])`` for one batch, without grad."""
         if not self.cache:
             return self._forward(X)
-        keys = [row.tobytes() for row in _to_numpy(X)]
+        keys = _row_keys(X)
         if not all(key in self._cache for key in keys):
             logits, feats = self._forward(X)
             for i, key in enumerate(keys):
@@ -132,9 +134,11 @@ class FrozenTeacher:
         if self.module.training:
             # Someone (a user, or a framework iterating over modules) flipped it back.
             self.module.eval()
-        X = _to_device(X, self.device)
+        X = _to_device(X, self.device, self._dtype())
         with capture(self._layer_modules) as slots:
-            out = self.module(X)
+            # skorch's convention for several inputs: a dict of keyword arguments
+            out = self.module(**X) if isinstance(X, Mapping) else self.module(X)
+        check_captured(slots, self.layers, "teacher_layers", "teacher")
         while isinstance(out, (tuple, list)):
             out = out[0]
         if self._log_output:
@@ -142,8 +146,19 @@ class FrozenTeacher:
         feats = [out if s is None else s for s in slots]
         return out, feats
 
+    def _dtype(self):
+        """The floating dtype of the teacher's parameters (inputs are cast to it: a
+        float64 teacher may teach a float32 student), or None."""
+        return next((p.dtype for p in self.module.parameters() if p.is_floating_point()),
+                    None)
+
     def _sklearn_logits(self, X):
-        Xn = _to_numpy(X).reshape(len(X), -1)
+        if isinstance(X, Mapping):
+            raise TypeError(
+                f"X: a scikit-learn teacher ({type(self.estimator).__name__}) takes one "
+                f"array, not a dict of inputs ({', '.join(map(str, X))}).")
+        Xn = np.asarray(to_numpy(X))
+        Xn = Xn.reshape(len(Xn), -1)
         if hasattr(self.estimator, "predict_proba"):
             z = np.log(np.clip(self.estimator.predict_proba(Xn), _PROBA_FLOOR, None))
         else:
@@ -165,15 +180,18 @@ def _classes_or_none(estimator):
         return None
 
 
-def _to_numpy(X) -> np.ndarray:
-    if isinstance(X, torch.Tensor):
-        return X.detach().cpu().numpy()
-    return np.asarray(X)
+def _row_keys(X) -> list:
+    """One key per row of a batch (an array, a tensor or a dict of them): its bytes."""
+    parts = [X[key] for key in sorted(X)] if isinstance(X, Mapping) else [X]
+    arrays = [np.ascontiguousarray(to_numpy(p)) for p in parts]
+    return [b"".join(a[i].tobytes() for a in arrays) for i in range(len(arrays[0]))]
 
 
-def _to_device(X, device):
-    if isinstance(X, torch.Tensor):
-        return X.to(device)
-    if isinstance(X, dict):
-        return {k: _to_device(v, device) for k, v in X.items()}
-    return torch.as_tensor(np.asarray(X), device=device)
+def _to_device(X, device, dtype=None):
+    """A batch on the teacher's device; floating inputs in the teacher's dtype."""
+    if isinstance(X, Mapping):
+        return {k: _to_device(v, device, dtype) for k, v in X.items()}
+    X = X if isinstance(X, torch.Tensor) else torch.as_tensor(np.asarray(X))
+    if dtype is not None and X.is_floating_point() and X.dtype != dtype:
+        X = X.to(dtype)
+    return X.to(device)

@@ -13,8 +13,8 @@ permutations give its p-value.
 
 from __future__ import annotations
 
-import numbers
 import warnings
+import zlib
 from typing import NamedTuple
 
 import numpy as np
@@ -26,6 +26,7 @@ from .._pid._information import entropy
 from .._sampling import draw_seeds
 from ..exceptions import NuisanceTeacherWarning
 from ._data import dataset_targets
+from ._losses import NoDistillation
 
 #: Level of the permutation test: a representation whose p-value is above it is
 #: indistinguishable from one with no task information.
@@ -34,6 +35,13 @@ LEVEL = 0.01
 N_PERMUTATIONS = 199
 #: Rows the check reads at most (a seeded subsample of the training data).
 MAX_ROWS = 2000
+#: Feature maps with more values per row are average-pooled to a coarser grid before
+#: the discretization (``representations(max_features=...)``), which bounds the time and
+#: memory of a measurement on wide maps (a 32×32×32 map is pooled to 32×4×4).
+MAX_FEATURES = 512
+#: Seed of every in-training measurement (rows, discretizations, permutations): fixed,
+#: so that a measurement is a function of the representations, not of random_state.
+SEED = 0
 
 
 def subsample_rows(n_rows: int, random_state=0) -> np.ndarray:
@@ -140,17 +148,102 @@ def information_test(codes: np.ndarray, labels: np.ndarray, *,
                               n_samples=len(labels))
 
 
+class TeacherCodes:
+    """The teacher's side of the measurements of one training call, computed once per
+    (rows, teacher layer): the measured rows, each teacher representation's codes and
+    its information test. The teacher is frozen, so one pass and one discretization serve
+    the teacher check and every gate measurement on the same rows.
+
+    ``data`` names the rows: ``"train"`` (the training data of the call) or
+    ``"valid"`` (its validation split); within a call a name always means the same rows.
+    """
+
+    def __init__(self):
+        self._rows = {}
+        self._measured = {}
+
+    def rows(self, data: str, n_rows: int) -> np.ndarray:
+        """The (at most :data:`MAX_ROWS`) rows of ``data`` every measurement reads."""
+        if data not in self._rows:
+            self._rows[data] = subsample_rows(n_rows, SEED)
+        return self._rows[data]
+
+    def measure(self, net, data: str, dataset, layers: dict) -> dict:
+        """``{name: (codes, TeacherInformation)}`` for ``layers`` (``{name: pair}``, a
+        layer-pair index or None for the logits), running the teacher only for the
+        layers not measured on these rows yet. Representations with a non-finite value
+        are left out."""
+        missing = {name: pair for name, pair in layers.items()
+                   if (data, name) not in self._measured}
+        if missing:
+            subset = Subset(dataset, self.rows(data, len(dataset)))
+            reps = net.representations(subset, pair=list(missing.values()),
+                                        side="teacher", max_features=MAX_FEATURES)
+            labels = encoded_labels(dataset_targets(subset))
+            for name, (values, _) in zip(missing, reps):
+                self._measured[data, name] = None
+                if np.isfinite(values).all():
+                    disc, perm = layer_seeds(name)
+                    codes = discretize(values, random_state=disc)
+                    self._measured[data, name] = (
+                        codes, information_test(codes, labels, random_state=perm))
+        return {name: self._measured[data, name] for name in layers
+                if self._measured[data, name] is not None}
+
+
+def layer_seeds(name: str) -> tuple:
+    """The discretization and permutation seeds of the representation ``name`` (a
+    teacher layer, or "logits"): the same in the check and in the gate."""
+    disc, perm = draw_seeds(zlib.crc32(f"{SEED}:{name}".encode()), 2)
+    return int(disc), int(perm)
+
+
+def encoded_labels(labels) -> np.ndarray:
+    """Labels as codes 0..k-1 (information does not depend on their names)."""
+    return np.unique(np.asarray(labels), return_inverse=True)[1].ravel()
+
+
+def teacher_codes(net) -> TeacherCodes:
+    """The :class:`TeacherCodes` of ``net``'s current training call (made on first
+    use; the net drops it at the end of the call)."""
+    codes = getattr(net, "teacher_codes_", None)
+    if codes is None:
+        codes = net.teacher_codes_ = TeacherCodes()
+    return codes
+
+
+def distilled_layers(net) -> dict:
+    """``{name: pair}`` of the teacher representations ``net`` distills: each layer
+    pair's teacher layer for a feature method, the logits for a logit method and for
+    ``kd_weight``; none for ``method="none"``."""
+    method = net._method()
+    layers = {}
+    if method.uses_features:
+        for pair, layer in enumerate(net._layer_lists()[0]):
+            layers.setdefault(layer or "logits", None if layer is None else pair)
+    elif not isinstance(method, NoDistillation):
+        layers["logits"] = None
+    if net.kd_weight > 0:
+        layers.setdefault("logits", None)
+    return layers
+
+
 class TeacherCheck(Callback):
-    """Before training, test the task information I(Y;T) of every paired teacher
-    representation against zero; warn or raise for a *nuisance* teacher.
+    """Before training, test the task information I(Y;T) of every teacher
+    representation the net distills against zero; warn or raise for a *nuisance*
+    teacher.
 
     Installed by :class:`~skpid.PIDDistiller` as the default callback
     ``"teacher_check"``: it follows the net's switch ``teacher_check`` (``"warn"``,
     ``"raise"`` or ``"ignore"``), as skorch's ``PrintLog`` follows ``verbose``;
-    ``callbacks__teacher_check=None`` removes it. It runs at the start of a new fit (not
-    when ``partial_fit`` or a warm start continues one) on a seeded subsample of at most
-    :data:`MAX_ROWS` training rows, and stores the bias-corrected estimates, in bits, in
-    the net's ``teacher_information_`` (``"logits"`` for a layer given as None).
+    ``callbacks__teacher_check=None`` removes it. It measures the teacher layer of each
+    layer pair for a feature method, and the logits for a logit method or
+    ``kd_weight > 0`` (nothing for ``method="none"``), at the start of a new fit and
+    again when a later call distills another teacher or other layers (after
+    ``set_params`` of the teacher, its layers, the method or ``kd_weight``), on a
+    seeded subsample of at most :data:`MAX_ROWS` training
+    rows (maps wider than :data:`MAX_FEATURES` values pooled). The bias-corrected
+    estimates, in bits, are the net's ``teacher_information_``.
 
     A representation whose permutation p-value is above :data:`LEVEL` is
     indistinguishable from one with no task information: ``teacher_check="warn"``
@@ -158,28 +251,22 @@ class TeacherCheck(Callback):
     estimate and the p-value; ``"raise"`` raises a ``ValueError`` with that message.
     """
 
+    def initialize(self):
+        self.checked_ = None
+        return self
+
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """Measure, unless the fit continues (``partial_fit``, warm start)."""
-        if len(net.history):
+        """Measure, unless this fit measured the same teacher layers already."""
+        layers = distilled_layers(net)
+        key = (id(net.teacher), tuple(layers.items()), net.teacher_check)
+        if key == self.checked_:
             return
+        self.checked_ = key
         net.teacher_information_ = {}
-        if net.teacher_check == "ignore":
+        if net.teacher_check == "ignore" or not layers:
             return
-        dataset = net.get_dataset(X, y)
-        seed = net.random_state if isinstance(net.random_state, numbers.Integral) else 0
-        t_layers = net._layer_lists()[0]
-        subset = Subset(dataset, subsample_rows(len(dataset), seed))
-        reps = net.representations(subset, pair=list(range(len(t_layers))), side="teacher")
-        # information does not depend on what the labels are called: codes 0..k-1
-        labels = np.unique(dataset_targets(subset), return_inverse=True)[1].ravel()
-        for layer, (values, _) in zip(t_layers, reps):
-            name = layer or "logits"
-            if name in net.teacher_information_:  # a layer paired twice
-                continue
-            if not np.isfinite(values).all():
-                # nothing to measure; training reports the non-finite teacher output
-                continue
-            info = teacher_information(values, labels, random_state=seed)
+        measured = teacher_codes(net).measure(net, "train", net.get_dataset(X, y), layers)
+        for name, (_, info) in measured.items():
             net.teacher_information_[name] = info.bits
             if info.p_value > LEVEL:
                 _report_nuisance(net.teacher_check, name, info)

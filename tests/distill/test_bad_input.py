@@ -82,7 +82,7 @@ def test_unknown_method_did_you_mean(digits, teacher_mlp):
     with pytest.raises(ValueError, match=r"method must be one of .*got 'ridd'\. Did you "
                                          r"mean 'rid'\?"):
         make(teacher_mlp, method="ridd").fit(X, y)
-    with pytest.raises(TypeError, match="method must be a name or a DistillationLoss"):
+    with pytest.raises(TypeError, match="method must be a name, a DistillationLoss instance"):
         make(teacher_mlp, method=torch.nn.MSELoss()).fit(X, y)
 
 

@@ -31,8 +31,10 @@ def test_distill_demo_tells_what_it_claims():
     rows = {(t, m): r for t, m, r in run_distill_demo(seed=0, out=out)}
     # teacher_check tells the nuisance teacher apart before any training
     assert "teacher_check, trained teacher: no warning" in out.getvalue()
-    assert "teacher_check, nuisance teacher: NuisanceTeacherWarning: teacher layer " \
-        "'net.body' holds no measurable task information" in out.getvalue()
+    # each layer the methods distill: KD's logits and the hidden layer
+    for layer in ("logits", "net.body"):
+        assert f"NuisanceTeacherWarning: teacher layer '{layer}' holds no measurable task " \
+            "information" in out.getvalue().split("teacher_check, nuisance teacher:")[1]
 
     def acc(teacher, method):
         return np.mean(rows[(teacher, method)]["acc"])

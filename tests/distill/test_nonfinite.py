@@ -3,6 +3,7 @@ batch, the term and the cause."""
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from skorch.dataset import ValidSplit
@@ -111,3 +112,34 @@ def test_on_nonfinite_warn_reports_once_per_epoch_and_trains_on(data):
         "Non-finite loss at epoch 3"]
     assert all("teacher_layers[0] = 'act'" in m for m in messages)
     assert len(net.history) == 3
+
+
+class NaNBody(nn.Module):
+    """A student whose hidden layer (``body``) turns NaN from its fourth forward pass
+    on."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.head = nn.Linear(4, 4), nn.Linear(4, 2)
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        hidden = self.body(x)
+        return self.head(torch.relu(hidden * NAN if self.calls > 3 else hidden))
+
+
+def test_gate_and_monitor_skip_non_finite_representations(data):
+    from skpid import PIDMonitor
+    X, y = data
+    net = small_net(module=NaNBody(), method="fitnet", on_nonfinite="warn", max_epochs=3,
+                    pid_gate=True, pid_gate_every=1, train_split=ValidSplit(2),
+                    callbacks=[PIDMonitor(n_clusters=2)])
+    with pytest.warns(RuntimeWarning) as caught:
+        net.fit(X, y)
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("PIDMonitor: the student's representation holds NaN")
+               for m in messages)
+    assert any(m.startswith("pid_gate: the student's representation of gate_0 holds NaN")
+               for m in messages)
+    assert np.isnan(net.history[-1, "train_distill"])

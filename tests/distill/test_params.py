@@ -98,8 +98,8 @@ def test_criteria_built_directly_are_checked_too(build, match):
     ("max_epochs", "3", TypeError, r"max_epochs must be an int >= 0; got str '3'"),
     ("filter_optimizer", "adam", TypeError, r"filter_optimizer must be a torch optimizer "
                                             r"class"),
-    ("method", "bogus", ValueError, r"method must be one of \[.*\] or a DistillationLoss "
-                                    r"instance; got 'bogus'"),
+    ("method", "bogus", ValueError, r"method must be one of \[.*\], a DistillationLoss "
+                                    r"instance or subclass; got 'bogus'"),
 ])
 @pytest.mark.parametrize("route", ["constructor", "set_params_fitted"])
 def test_net_settings_are_checked_at_fit_and_at_set_params(param, value, error, match,
@@ -190,3 +190,41 @@ def test_set_params_unknown_method_on_fitted_net(data):
     assert isinstance(net.method_, VIDLoss)
     net.fit(X, y)
     assert math.isfinite(net.history[-1, "train_loss"])
+
+
+# ---------------------------------------------------------------------------------------
+# criteria given as classes, and their terms
+def test_a_criterion_class_is_built_with_the_method_params(data):
+    X, y = data
+    net = small_net(method=RIDLoss, method__rounds=3, method__gate_holdout=0.2).fit(X, y)
+    assert isinstance(net.method_, RIDLoss)
+    assert (net.method_.rounds, net.method_.gate_holdout) == (3, 0.2)
+    with pytest.raises(TypeError, match=r"method must be a name, a DistillationLoss "
+                                        r"instance or a DistillationLoss subclass"):
+        small_net(method=torch.nn.MSELoss).fit(X, y)
+
+
+def test_a_criterion_without_a_distill_term_is_refused(data):
+    from skpid.distill import DistillationLoss
+
+    class Named(DistillationLoss):
+        uses_features = False
+
+        def forward(self, s_logits, t_logits, s_feats, t_feats, y, phase="student", **kw):
+            return {"my_term": (s_logits - t_logits).pow(2).mean()}
+
+    X, y = data
+    with pytest.raises(TypeError, match=r"method: Named\.forward must return a dict of "
+                                        r"named loss terms with \"distill\".*got \['my_term'\]"):
+        small_net(method=Named()).fit(X, y)
+
+
+def test_filter_optimizer_none_is_the_students_optimizer_with_its_settings(data):
+    X, y = data
+    net = small_net(method="rid", optimizer=torch.optim.SGD, optimizer__momentum=0.9,
+                    optimizer__weight_decay=1e-3, filter_optimizer__weight_decay=1e-2,
+                    lr=0.05).fit(X, y)
+    group = net.filter_optimizer_.param_groups[0]
+    assert isinstance(net.filter_optimizer_, torch.optim.SGD)
+    assert (group["momentum"], group["weight_decay"], group["lr"]) == (0.9, 1e-2, 0.05)
+    assert net.optimizer_.param_groups[0]["weight_decay"] == 1e-3

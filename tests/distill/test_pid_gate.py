@@ -10,8 +10,8 @@ import torch
 from skorch.dataset import ValidSplit
 
 from skpid import PIDDistiller
-from skpid.distill import DistillationLoss, plot_pid_history
-from skpid.distill._pid_gate import OPEN_SHARE, GateMeter, gate_value
+from skpid.distill import DistillationLoss, PIDGate, plot_pid_history
+from skpid.distill._pid_gate import OPEN_SHARE, gate_value, measure_gate
 from skpid.distill.models import MLP
 from skpid.exceptions import NuisanceTeacherWarning
 
@@ -103,14 +103,15 @@ def test_gate_closes_when_the_student_holds_the_teachers_information(noisy_digit
 
 
 class MeasuredRows(PIDDistiller):
-    """Records the number of rows of each representation pass (the gate's, with
-    ``teacher_check="ignore"``)."""
+    """Records the number of rows of each pass of the student over data: one per gate
+    measurement."""
 
     sizes = []
 
-    def representations(self, X, pair=0, *, side="both"):
-        self.sizes.append(len(X))
-        return super().representations(X, pair, side=side)
+    def representations(self, X, pair=0, *, side="both", **kwargs):
+        if side != "teacher":
+            self.sizes.append(len(X))
+        return super().representations(X, pair, side=side, **kwargs)
 
 
 def test_measured_on_the_validation_split_every_few_epochs(noisy_digits):
@@ -123,8 +124,11 @@ def test_measured_on_the_validation_split_every_few_epochs(noisy_digits):
     assert sizes == [75, 75, 75]  # epochs 1, 4 and 7, on the 25 % validation split
     assert len(net.history[:, "gate_0"]) == 7
     sizes.clear()
-    net.partial_fit(X, y, epochs=2)  # a new call measures on its first epoch
+    # the schedule counts the epochs of the whole training: partial_fit's epochs 8 to
+    # 10 measure at epoch 10 (a new call measures the teacher's side afresh)
+    net.partial_fit(X, y, epochs=3)
     assert sizes == [75]
+    assert len(net.history[:, "gate_0"]) == 10
     sizes.clear()
     MeasuredRows(**distiller(TwoBranches(), max_epochs=2, train_split=None).get_params(deep=False)
                  ).fit(X, y)
@@ -192,17 +196,36 @@ def test_gates_are_in_the_printed_table_and_the_plot(noisy_digits):
     assert [line.get_label() for line in right.get_lines()] == ["gate_0", "gate_1"]
 
 
-def test_meter_discretizes_the_teacher_once():
+class Sides(PIDDistiller):
+    """Records the side of each representation pass."""
+
+    sides = []
+
+    def representations(self, X, pair=0, *, side="both", **kwargs):
+        self.sides.append(side)
+        return super().representations(X, pair, side=side, **kwargs)
+
+
+def test_teacher_side_is_measured_once_per_fit_and_shared_with_the_check(noisy_digits):
+    X, y = noisy_digits
+    Sides.sides.clear()
+    params = distiller(TwoBranches(), max_epochs=5, pid_gate_every=2,
+                       teacher_check="warn").get_params(deep=False)
+    net = Sides(**params).fit(X, y)
+    # the check's teacher pass on the training rows serves the gate's first
+    # measurement (no split: the same rows); the gates at epochs 1, 3, 5 run the student
+    assert Sides.sides == ["teacher", "student", "student", "student"]
+    assert set(net.teacher_information_) == {"signal"}
+
+
+def test_measure_gate_is_what_the_callback_measures():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 200)
     teacher = np.eye(3)[y] + 0.1 * rng.normal(size=(200, 3))
-    meter = GateMeter(["gate_0"], random_state=0)
-    first = meter.measure([teacher], [rng.normal(size=(200, 3))], y)["gate_0"]
-    codes = meter.teachers_[0][0]
-    second = meter.measure([rng.normal(size=(200, 3))], [teacher], y)["gate_0"]
-    assert meter.teachers_[0][0] is codes  # the frozen teacher is not measured again
-    assert first.gate == 1.0 and first.share > 0.9
-    assert second.share < 0.05 and second.gate < 0.5
+    assert measure_gate(teacher, rng.normal(size=(200, 3)), y).gate == 1.0
+    caught_up = measure_gate(teacher, teacher + 0.01 * rng.normal(size=(200, 3)), y)
+    assert caught_up.share < 0.05 and caught_up.gate < 0.5
+    assert measure_gate(rng.normal(size=(200, 3)), teacher, y).gate == 0.0  # nuisance
 
 
 @pytest.mark.gpu
@@ -224,3 +247,26 @@ def test_grid_search_over_the_gate(noisy_digits):
     assert len(grid.cv_results_["params"]) == 4
     assert grid.best_estimator_.get_params()["pid_gate"] in (False, True)
     assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
+
+
+def test_gate_is_a_default_callback_routed_the_skorch_way(noisy_digits):
+    X, y = noisy_digits
+    MeasuredRows.sizes.clear()
+    params = distiller(TwoBranches(), max_epochs=5, pid_gate_every=1,
+                       callbacks__pid_gate__every=2).get_params(deep=False)
+    net = MeasuredRows(**params).fit(X, y)
+    gate = dict(net.callbacks_)["pid_gate"]
+    assert isinstance(gate, PIDGate) and gate.every == 2  # wins over pid_gate_every
+    assert MeasuredRows.sizes == [300] * 3  # epochs 1, 3 and 5
+    net.set_params(callbacks__pid_gate__every=5)
+    assert dict(net.callbacks_)["pid_gate"].every == 5
+    with pytest.raises(ValueError, match="every must be an int >= 1; got 0"):
+        distiller(TwoBranches(), callbacks__pid_gate__every=0).fit(X, y)
+    # a grid over the callback's setting
+    from sklearn.model_selection import GridSearchCV
+    search = GridSearchCV(distiller(TwoBranches(), max_epochs=2),
+                          {"callbacks__pid_gate__every": [1, 2]}, cv=2).fit(X, y)
+    assert [p["callbacks__pid_gate__every"] for p in search.cv_results_["params"]] == [1, 2]
+    # removed: no gate, whatever the switch says
+    net = distiller(TwoBranches(), max_epochs=2, callbacks__pid_gate=None).fit(X, y)
+    assert "gate_0" not in net.history[-1] and not getattr(net, "pid_gates_", {})

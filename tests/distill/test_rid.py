@@ -136,7 +136,7 @@ def test_paper_variant_is_reachable_by_parameters():
 
 
 @pytest.mark.parametrize("name, value, error, match", [
-    ("variance_init", 0.0, ValueError, r"method__variance_init must be > 0 and finite"),
+    ("variance_init", 0.0, ValueError, r"method__variance_init must be in \(0, 1e30\]; got 0\.0"),
     ("gate_holdout", 1.0, ValueError, r"method__gate_holdout must be a finite number in \[0, 1\)"),
     ("gate_momentum", -0.1, ValueError, r"method__gate_momentum must be a finite number in"),
     ("info_gate", "yes", TypeError, r"method__info_gate must be True or False"),

@@ -102,3 +102,43 @@ def test_random_state_seeds_partial_fit_once_per_call(digits, teacher_mlp):
     b = mlp_net(teacher_mlp, random_state=0)
     b.partial_fit(X, y)  # initializes and trains in one seeded call, as fit does
     assert same_state(state_copy(a.module_), state_copy(b.module_))
+
+
+def test_initialize_is_seeded(digits, teacher_mlp):
+    torch.manual_seed(1)
+    a = state_copy(mlp_net(teacher_mlp, random_state=5).initialize().module_)
+    torch.manual_seed(2)
+    b = state_copy(mlp_net(teacher_mlp, random_state=5).initialize().module_)
+    assert same_state(a, b)
+
+
+def test_a_seed_beyond_32_bits(digits, teacher_mlp):
+    X, y = digits
+    net = mlp_net(teacher_mlp, random_state=2 ** 40, pid_gate=True).fit(X, y)
+    assert net.teacher_information_["body"] > 1.0
+    again = mlp_net(teacher_mlp, random_state=2 ** 40, pid_gate=True).fit(X, y)
+    np.testing.assert_array_equal(net.predict_proba(X), again.predict_proba(X))
+
+
+def test_measurements_do_not_draw_from_the_global_generator(digits, teacher_mlp):
+    """With random_state=None the teacher check, the gate and the representation
+    passes leave torch's global generator as they found it: they do not change the
+    run."""
+    X, y = digits
+    net = mlp_net(teacher_mlp, method="fitnet", max_epochs=1).fit(X, y)
+    state = torch.get_rng_state()
+    net.representations(X)
+    assert torch.equal(torch.get_rng_state(), state)
+    runs = []
+    for check in ("warn", "ignore"):
+        torch.manual_seed(0)
+        runs.append(mlp_net(teacher_mlp, method="fitnet", teacher_check=check,
+                            max_epochs=2).fit(X, y).predict_proba(X))
+    np.testing.assert_array_equal(*runs)
+
+
+def test_measurements_depend_on_the_representations_not_on_random_state(digits, teacher_mlp):
+    X, y = digits
+    info = [mlp_net(teacher_mlp, method="fitnet", random_state=seed, pid_gate=True,
+                    max_epochs=1).fit(X, y) for seed in (0, 1)]
+    assert info[0].teacher_information_ == info[1].teacher_information_

@@ -93,3 +93,72 @@ def test_estimate_and_p_value():
 
 def test_warning_is_exported():
     assert issubclass(skpid.exceptions.NuisanceTeacherWarning, UserWarning)
+
+
+def test_check_is_a_default_callback_that_can_be_removed(noisy_digits, noise_only):
+    from skpid.distill import TeacherCheck
+    X, y = noisy_digits
+    net = distiller(noise_only, "net.body")
+    assert isinstance(dict(net.initialize().callbacks_)["teacher_check"], TeacherCheck)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NuisanceTeacherWarning)
+        removed = distiller(noise_only, "net.body", callbacks__teacher_check=None).fit(X, y)
+    assert removed.teacher_information_ == {}
+    with pytest.raises(ValueError, match="holds no measurable task information"):
+        distiller(noise_only, "net.body").set_params(teacher_check="raise").fit(X, y)
+
+
+class ConstantLogits(torch.nn.Module):
+    """Informative hidden layer, constant logits: KD from it distills nothing."""
+
+    def __init__(self, teacher):
+        super().__init__()
+        self.body = teacher.body
+
+    def forward(self, x):
+        return self.body(x).sum(dim=1, keepdim=True) * 0 + torch.zeros(len(x), 10)
+
+
+def test_the_check_measures_what_the_method_distills(noisy_digits, trained_teacher):
+    X, y = noisy_digits
+    teacher = ConstantLogits(trained_teacher)
+    with pytest.warns(NuisanceTeacherWarning, match="teacher layer 'logits'"):
+        kd = distiller(teacher, "body").set_params(method="kd").fit(X, y)
+    assert set(kd.teacher_information_) == {"logits"}
+    with pytest.warns(NuisanceTeacherWarning, match="teacher layer 'logits'"):
+        both = distiller(teacher, "body", kd_weight=1.0).fit(X, y)
+    assert set(both.teacher_information_) == {"body", "logits"}
+    assert both.teacher_information_["body"] > 1.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NuisanceTeacherWarning)
+        none = distiller(teacher, "body").set_params(method="none").fit(X, y)
+    assert none.teacher_information_ == {}
+
+
+def test_wide_feature_maps_are_pooled_before_the_check(noisy_digits):
+    """A 32-channel 32×32 map (32,768 values per row) is measured from its 4×4 pooled
+    grid: the same verdict as the full map, within bounded time and memory."""
+    from skpid.distill._teacher_check import MAX_FEATURES
+    X, y = noisy_digits
+
+    class Upsampled(torch.nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv2d(1, channels, 3, padding=1)
+            self.head = torch.nn.Linear(channels, 10)
+
+        def forward(self, x):
+            images = torch.nn.functional.interpolate(x[:, :64].reshape(-1, 1, 8, 8),
+                                                     size=32)
+            return self.head(self.conv(images).mean(dim=(2, 3)))
+
+    net = PIDDistiller(Upsampled(2), Upsampled(32).eval(), method="fitnet", max_epochs=0,
+                       train_split=None, verbose=0, teacher_layers=["conv"],
+                       student_layers=["conv"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NuisanceTeacherWarning)
+        net.fit(X, y)  # max_epochs=0: only the check runs
+    assert net.teacher_information_["conv"] > 1.0
+    t, _ = net.representations(X[:4], side="teacher", max_features=MAX_FEATURES)
+    assert t.shape == (4, 32, 4, 4)
