@@ -9,17 +9,18 @@ import time
 import numpy as np
 
 
-def timed(fn, repeats):
-    """Median and best wall time of ``repeats`` calls of ``fn``, and its last result."""
+def timed(fn, repeats, clock=time.perf_counter):
+    """Median and best time (``clock``: wall by default) of ``repeats`` calls of ``fn``,
+    and its last result."""
     times, out = [], None
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         out = fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times), min(times), out
 
 
-def interleaved(fns, repeats, warm_up=0, min_time=0.0, block=0.05):
+def interleaved(fns, repeats, warm_up=0, min_time=0.0, block=0.05, clock=time.perf_counter):
     """:func:`timed` for several functions timed in alternation, so that all see the same
     machine (on a shared virtual machine the speed drifts by tens of percent from one
     second to the next): each round calls each function for ``block`` seconds (at least
@@ -29,7 +30,9 @@ def interleaved(fns, repeats, warm_up=0, min_time=0.0, block=0.05):
     cvxpy at 10 x 10 x 10).  ``warm_up`` untimed calls of each come first: the first calls
     at a new problem size pay for page faults and the allocator's growth (measured: the
     first four 10 x 10 x 10 BROJA solves of a process take up to 25 % longer than the
-    rest).  Returns ``{name: (median, best, last result)}``.
+    rest).  ``clock`` measures each call (wall time by default; ``time.process_time``
+    for the process's CPU time, which other load on the machine inflates less); blocks
+    and ``min_time`` are wall time.  Returns ``{name: (median, best, last result)}``.
     """
     for fn in fns.values():
         for _ in range(warm_up):
@@ -42,9 +45,9 @@ def interleaved(fns, repeats, warm_up=0, min_time=0.0, block=0.05):
         for name, fn in fns.items():
             block_start = time.perf_counter()
             while True:
-                t0 = time.perf_counter()
+                t0 = clock()
                 out[name] = fn()
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(clock() - t0)
                 if time.perf_counter() - block_start >= block:
                     break
         rounds += 1

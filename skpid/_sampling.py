@@ -33,7 +33,7 @@ import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.utils import check_random_state
 
-from ._pid._core import pid_from_counts
+from ._pid._core import pid_from_counts, pid_from_counts_many
 from ._pid._result import ATOMS, PIDResult
 
 QUANTITIES = ATOMS + ("mi_teacher", "mi_student", "mi_joint")
@@ -126,16 +126,37 @@ def codes_pid(t, s, y, shape, measure, base, rows=None, y_rows=None) -> PIDResul
                            tol=SOLVER_TOL)
 
 
+def codes_pid_many(t, s, y, shape, measure, base, resamples) -> list:
+    """:func:`codes_pid` of each ``(rows, y_rows)`` of ``resamples``, their tables solved
+    together (:func:`~skpid._pid._core.pid_from_counts_many`)."""
+    tables = [joint_counts(t[rows], s[rows], y[y_rows], shape) for rows, y_rows in resamples]
+    return pid_from_counts_many(tables, measure=measure, base=base, tol=SOLVER_TOL)
+
+
+# Functions ``fn`` of estimate_pid (as ``functools.partial`` of them) whose surrogates can
+# be computed together: fn -> its batched form, called with fn's arguments and the list
+# of (rows, y_rows).
+_BATCHED = {codes_pid: codes_pid_many}
+
+
 def _surrogate_batch(fn, n, seeds, kind) -> np.ndarray:
     """Values of ``fn(rows, y_rows)`` on permuted or bootstrap-resampled surrogates."""
-    out = np.empty((len(seeds), len(QUANTITIES)))
-    for i, seed in enumerate(seeds):
+    resamples = []
+    for seed in seeds:
         rng = np.random.RandomState(seed)
         if kind == "permutation":
-            rows, y_rows = np.arange(n), rng.permutation(n)
+            resamples.append((np.arange(n), rng.permutation(n)))
         else:
-            rows = y_rows = rng.randint(n, size=n)
-        out[i] = _values(fn(rows=rows, y_rows=y_rows))
+            rows = rng.randint(n, size=n)
+            resamples.append((rows, rows))
+    many = _BATCHED.get(getattr(fn, "func", None))
+    if many is not None and not fn.keywords:
+        results = many(*fn.args, resamples=resamples)
+    else:
+        results = [fn(rows=rows, y_rows=y_rows) for rows, y_rows in resamples]
+    out = np.empty((len(seeds), len(QUANTITIES)))
+    for i, result in enumerate(results):
+        out[i] = _values(result)
     return out
 
 
@@ -144,6 +165,8 @@ def _run_surrogates(fn, n, seeds, kind, n_jobs, verbose) -> np.ndarray:
         return np.empty((0, len(QUANTITIES)))
     # A few batches per worker keeps joblib's per-task overhead small next to
     # millisecond-sized solves; with ``verbose``, at least 20 for a useful progress log.
+    # (How surrogates are split does not change any result: a batched solve gives each
+    # table the bits of a single solve, see skpid/_pid/_dual.py.)
     n_batches = min(len(seeds), max(4 * max(1, effective_n_jobs(n_jobs)),
                                     20 if verbose else 0))
     batches = [b for b in np.array_split(np.asarray(seeds), n_batches) if len(b)]

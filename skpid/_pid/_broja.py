@@ -26,6 +26,11 @@ problem splits into two nested parts:
   are solved by conjugate gradients with the exact Hessian product, preconditioned by a
   single-precision Cholesky factor (``_newton.py``).
 
+Small tables, where the cost of that method is the number of numpy calls rather than the
+arithmetic (plug-in tables of few rows), go to a second method that solves the dual
+problem directly (``_dual.py``, with the same kind of certificate); a table it does not
+certify to ``tol`` comes back here.
+
 Optima where P itself is optimal with a closed-form certificate (a single point Delta_P,
 or a support that is a matching such as T = S) are recognised up front; at other
 degenerate optima the dual iterate is re-balanced at the end (``_polish_dual``).
@@ -49,6 +54,7 @@ import numpy as np
 from scipy.linalg import LinAlgError
 from scipy.special import xlogy
 
+from . import _dual, _newton
 from ._newton import _DENSE_PAIRS, NewtonSystem
 
 
@@ -218,12 +224,21 @@ def _scaling_terms(prob, wm, theta):
     return k, q, residual, objective
 
 
-def _scaling_hessian(prob, q, residual):
+def _scaling_hessian(prob, q, residual, classes=None):
+    """The regularised scaling Hessian of every class, or of the classes ``classes``
+    (a mask)."""
     n_t = prob.n_t
     d = n_t + prob.n_s
-    hess = prob.regulariser.copy()
+    if classes is None:
+        hess = prob.regulariser.copy()
+        diagonal = prob.hessian_diagonal(residual)
+    else:
+        hess = prob.regulariser[classes]
+        q, residual = q[classes], residual[classes]
+        diagonal = np.maximum(residual + prob.diagonal_shift[classes],
+                              prob.diagonal_floor[classes])
     diag = np.arange(d)
-    hess[:, diag, diag] += prob.hessian_diagonal(residual)
+    hess[:, diag, diag] += diagonal
     hess[:, :n_t, n_t:] += q
     hess[:, n_t:, :n_t] += q.transpose(0, 2, 1)
     return hess
@@ -235,25 +250,70 @@ _FEASIBLE = 1e-12
 
 
 def _scale(prob: _Problem, w: np.ndarray, theta: np.ndarray, tol: float = 1e-15,
-           max_iter: int = 100, quick: float | None = None) -> _Scaling:
+           max_iter: int = 100, quick: float | None = None,
+           fallback: np.ndarray | None = None) -> _Scaling:
     """Scale ``w`` (per class) onto the marginals by damped Newton steps, batched over y.
 
     With ``quick``, stop after one Newton step if every marginal is then within that
-    relative error (see ``_QUICK``).  A start far from the solution may overflow; the
-    result then reports a large ``error`` and callers step back, so floating-point
-    warnings are silenced here.
+    relative error (see ``_QUICK``).  With ``fallback`` (another start), a class whose
+    start ``theta`` is wild starts from ``fallback`` (see :func:`_guarded_start`).  A
+    start far from the solution may overflow; the result then reports a large ``error``
+    and callers step back, so floating-point warnings are silenced here.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        return _newton_scaling(prob, w, theta, tol, max_iter, quick)
+        return _newton_scaling(prob, w, theta, tol, max_iter, quick, fallback)
 
 
-def _newton_scaling(prob, w, theta, tol, max_iter, quick=None):
+def _balanced(prob, theta):
     # (lam[y] + c, mu[y] - c) leaves q unchanged; round-off in ill-conditioned steps can
     # still drift along it until lam + mu cancels catastrophically.  Re-balance each class.
     theta = theta * prob.active
     theta -= (theta * prob.balance).sum(axis=1, keepdims=True) * prob.v
+    return theta
+
+
+def _guarded_start(prob, wm, theta, fallback):
+    """The start ``theta`` with its wild classes (see ``_WILD``) taken from ``fallback``
+    where that is closer to the class's marginals, and its scaling terms.
+
+    The first-order prediction of a line-search trial (``_predict_scaling``) is a good
+    start for most classes, but where a step changes a class's weights a lot it can be
+    wildly off (measured on tables sampled from 150 rows with 100 classes: marginal
+    errors up to 1e208 in one or two classes), and the batched Newton iteration then ran
+    every class to its step cap for those few.  The terms are per class, so the choice
+    costs one more evaluation of them.
+    """
+    first = (theta,) + _scaling_terms(prob, wm, theta)
+    error = (np.abs(first[3]) / prob.diagonal_shift).max(axis=1)
+    # Only a wild start is replaced (a marginal off by more than _WILD times itself, or
+    # not finite): elsewhere the prediction is the better start even where its error is
+    # larger, since quick scalings depend on it (replacing every class whose fallback
+    # had the smaller error left 3 adversarial tables of tests/pid uncertified).
+    wild = ~(error <= _WILD)
+    if not wild.any():
+        return first
+    fallback = _balanced(prob, fallback)
+    candidates = [first, (fallback,) + _scaling_terms(prob, wm, fallback)]
+    errors = [error, (np.abs(candidates[1][3]) / prob.diagonal_shift).max(axis=1)]
+    worse = wild & ~(errors[0] <= errors[1])
+    if not worse.any():
+        return first
+    return tuple(np.where(worse.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)
+                 for a, b in zip(*candidates))
+
+
+# A start whose marginal error relative to the marginals exceeds this is wild (see
+# _guarded_start).
+_WILD = 1e3
+
+
+def _newton_scaling(prob, w, theta, tol, max_iter, quick=None, fallback=None):
+    theta = _balanced(prob, theta)
     wm = prob.mask * w
-    k, q, residual, objective = _scaling_terms(prob, wm, theta)
+    if fallback is None:
+        k, q, residual, objective = _scaling_terms(prob, wm, theta)
+    else:
+        theta, k, q, residual, objective = _guarded_start(prob, wm, theta, fallback)
     if quick is not None and float(np.abs(residual).max()) > tol:
         # One Newton step with the inverse that the outer Hessian needs anyway.
         hess_inv = _scaling_inverse(prob, q, residual)
@@ -351,23 +411,39 @@ def _scaling_solve(prob: _Problem, q: np.ndarray, residual: np.ndarray) -> np.nd
 
     Through the Schur complement of the larger side's diagonal block (see
     :func:`_schur_parts`): a solve of the smaller side's size and batched products, 4x
-    faster than the full solve at 64 x 64 values; the full regularised system where the
-    complement is singular.
+    faster than the full solve at 64 x 64 values; the full regularised system for the
+    classes whose complement cancels (only for those: on tables sampled from a few
+    hundred rows with 100 classes, where classes with one teacher and one student value
+    cancel, the full system of every class cost 60 % of a solve).
     """
+    parts = _schur_parts(prob, q, residual, cancelling=True)
+    cancel = parts[-1]
     try:
-        return _schur_solve(prob, q, residual)
-    except np.linalg.LinAlgError:
+        if cancel.all():
+            raise np.linalg.LinAlgError("the Schur complement cancels in every class")
+        out = _schur_solve(prob, q, residual, parts)
+    except np.linalg.LinAlgError:  # (also a singular complement)
         return _solve(_scaling_hessian(prob, q, residual), residual)
+    if cancel.any():
+        out[cancel] = _solve(_scaling_hessian(prob, q, residual, cancel), residual[cancel])
+    return out
 
 
 def _scaling_inverse(prob: _Problem, q: np.ndarray, residual: np.ndarray) -> np.ndarray:
     """An inverse of every class's scaling Hessian, exact on the directions we use
     (orthogonal to v; see :func:`_schur_parts`), by the Schur complement as in
     :func:`_scaling_solve` (2.5x faster than the full inverse at 64 x 64 values)."""
+    parts = _schur_parts(prob, q, residual, cancelling=True)
+    cancel = parts[-1]
     try:
-        return _schur_inverse(prob, q, residual)
-    except np.linalg.LinAlgError:
+        if cancel.all():
+            raise np.linalg.LinAlgError("the Schur complement cancels in every class")
+        out = _schur_inverse(prob, q, residual, parts)
+    except np.linalg.LinAlgError:  # (also a singular complement)
         return _inverse(_scaling_hessian(prob, q, residual))
+    if cancel.any():
+        out[cancel] = _inverse(_scaling_hessian(prob, q, residual, cancel))
+    return out
 
 
 # Smallest share of a block-2 diagonal entry that may survive the elimination of block 1
@@ -375,7 +451,8 @@ def _scaling_inverse(prob: _Problem, q: np.ndarray, residual: np.ndarray) -> np.
 _SCHUR_CANCELLATION = 1e-6
 
 
-def _schur_parts(prob: _Problem, q: np.ndarray, residual: np.ndarray):
+def _schur_parts(prob: _Problem, q: np.ndarray, residual: np.ndarray,
+                 cancelling: bool = False):
     """Blocks of the scaling Hessian, the larger value set ("1") to be eliminated.
 
     Without the regulariser the Hessian ``[[D1, Q], [Q^T, D2]]`` is singular along
@@ -388,7 +465,9 @@ def _schur_parts(prob: _Problem, q: np.ndarray, residual: np.ndarray):
     entry by more than a fraction of it, however small the value's mass.
 
     Returns ``W = D1^-1 Q``, ``D1`` and ``S`` (block 1 is the teacher's where
-    ``prob.teacher_first``).
+    ``prob.teacher_first``).  Where a class's complement cancels (see below), raises
+    LinAlgError, or with ``cancelling`` returns also the mask of those classes (their
+    ``S`` is the identity, a placeholder).
     """
     n_t = prob.n_t
     diag = prob.hessian_diagonal(residual)
@@ -403,11 +482,15 @@ def _schur_parts(prob: _Problem, q: np.ndarray, residual: np.ndarray):
     # loses the accuracy the full system keeps: leave those to the full system.  (An
     # inactive value has no coupling: its share is 1.)
     kept = 1.0 - np.diagonal(eliminated, axis1=1, axis2=2) / d2
-    if kept.min() < _SCHUR_CANCELLATION:
+    cancel = ~(kept.min(axis=1) >= _SCHUR_CANCELLATION)
+    if cancel.any() and not cancelling:
         raise np.linalg.LinAlgError("the Schur complement cancels")
     schur = prob.schur_regulariser - eliminated
     _add_to_diagonal(schur, d2)
-    return w, d1, schur
+    if not cancelling:
+        return w, d1, schur
+    schur[cancel] = np.eye(schur.shape[1])
+    return w, d1, schur, cancel
 
 
 def _add_to_diagonal(a: np.ndarray, values: np.ndarray, start: int = 0) -> None:
@@ -419,10 +502,10 @@ def _add_to_diagonal(a: np.ndarray, values: np.ndarray, start: int = 0) -> None:
     flat[:, start * (n + 1):(start + m) * (n + 1):n + 1] += values
 
 
-def _schur_solve(prob, q, residual):
+def _schur_solve(prob, q, residual, parts=None):
     """``x`` with ``H x = residual`` by block elimination: ``S x2 = r2 - W^T r1``, then
-    ``x1 = D1^-1 r1 - W x2``."""
-    w, d1, schur = _schur_parts(prob, q, residual)
+    ``x1 = D1^-1 r1 - W x2`` (``parts``: those of :func:`_schur_parts`, if known)."""
+    w, d1, schur = (parts or _schur_parts(prob, q, residual))[:3]
     n1 = d1.shape[1]
     t_part, s_part = residual[:, :prob.n_t], residual[:, prob.n_t:]
     r1, r2 = (t_part, s_part) if prob.teacher_first else (s_part, t_part)
@@ -442,10 +525,11 @@ def _blocks(prob, n1):
     return slice(prob.n_t, None), slice(0, prob.n_t)
 
 
-def _schur_inverse(prob, q, residual):
+def _schur_inverse(prob, q, residual, parts=None):
     """``H^-1`` from its blocks: ``[[D1^-1 + W S^-1 W^T, -W S^-1], [-S^-1 W^T, S^-1]]``,
-    written into one array in (teacher, student) order."""
-    w, d1, schur = _schur_parts(prob, q, residual)
+    written into one array in (teacher, student) order (``parts``: as in
+    :func:`_schur_solve`)."""
+    w, d1, schur = (parts or _schur_parts(prob, q, residual))[:3]
     n1, n2 = w.shape[1], w.shape[2]
     b1, b2 = _blocks(prob, n1)
     out = np.empty((prob.n_y, n1 + n2, n1 + n2))
@@ -561,12 +645,95 @@ def solve_broja(p: np.ndarray, *, tol: float = 1e-8, target: float = 1e-12,
         solution = _optimal_p(prob)
     else:
         with _blas_threads(int(prob.live.sum())):
-            solution = _interior_point(prob, tol, target, max_iter, stall, progress)
-            if not solution.converged and solution.n_iter < max_iter:
-                solution = _retry_swapped(p, solution, tol, target, max_iter, stall, progress)
+            solution = _solve_problem(prob, p, tol, target, max_iter, stall, progress)
     if progress is not None:
         progress.done(solution, tol)
     return solution
+
+
+# Which method solves a problem that needs one: "auto" (the dual method where
+# _dual.suits_dual says it is cheaper, falling back to the primal one), "primal" or
+# "dual" (then still falling back).  Tests of either method's internals set it.
+_METHOD = "auto"
+
+
+def _solve_problem(prob, p, tol, target, max_iter, stall, progress=None, dual=None):
+    """The certified solution of a non-trivial problem: by the dual method of
+    ``_dual.py`` where it suits (``dual``: its result, if already computed in a batch),
+    else, or where it ends short of ``tol``, by the primal interior-point method here
+    (retried with T and S swapped), keeping the best bounds of all."""
+    if dual is None and _METHOD != "primal" and (
+            _METHOD == "dual" or _dual.suits_dual(prob.p_ty.T, prob.p_sy.T)):
+        dual = _dual.solve_dual([prob.p], target=target, tol=tol, max_iter=max_iter,
+                                stall=stall, progress=progress)[0]
+    if dual is not None:
+        # The single-source bound closes the gap where a unique atom vanishes (see
+        # _single_source_bound), on this side as on the primal one.
+        dual.lower = max(dual.lower, _single_source_bound(prob))
+    if dual is not None and dual.q is not None and dual.gap <= tol:
+        return BrojaSolution(q=prob.embed(dual.q), objective=dual.upper,
+                             lower_bound=dual.lower, gap=dual.gap,
+                             marginal_error=dual.marginal_error, converged=True,
+                             n_iter=dual.n_iter)
+    used = 0 if dual is None else dual.n_iter
+    if progress is not None and dual is not None:
+        progress.note(f"dual method short of tol after {used} iterations (gap "
+                      f"{dual.gap:.3g} nats): solving with the primal method")
+    # The iterations left (none: the primal method's closed-form candidates, P and Q0,
+    # still bound the optimum).
+    solution = _interior_point(prob, tol, target, max_iter - used, stall, progress)
+    if not solution.converged and used + solution.n_iter < max_iter:
+        solution = _retry_swapped(p, solution, tol, target, max_iter - used, stall, progress)
+    if dual is None:
+        return solution
+    upper, q, error = solution.objective, solution.q, solution.marginal_error
+    if dual.q is not None and dual.upper < upper:
+        upper, q, error = dual.upper, prob.embed(dual.q), dual.marginal_error
+    lower = max(solution.lower_bound, dual.lower)
+    return BrojaSolution(q=q, objective=upper, lower_bound=lower, gap=upper - lower,
+                         marginal_error=error, converged=bool(upper - lower <= tol),
+                         n_iter=used + solution.n_iter)
+
+
+def solve_broja_many(tables, *, tol: float = 1e-8, target: float = 1e-12,
+                     max_iter: int = 100, stall: int = 6,
+                     max_memory: float | None = 4e9,
+                     max_time: float | None = 600.0) -> list:
+    """:func:`solve_broja` of each of several validated pmfs, the small ones together.
+
+    The tables the dual method suits are solved in batches (``_dual.solve_dual``: one
+    set of numpy calls per iteration for all of them), which removes the per-solve
+    overhead that dominates small tables; the others, and any the dual method leaves
+    short of ``tol``, one by one as :func:`solve_broja` does.  Each result is that of
+    :func:`solve_broja` bit for bit; ``max_memory`` and ``max_time`` apply to each
+    table.
+    """
+    problems, solutions = [], [None] * len(tables)
+    for i, p in enumerate(tables):
+        p = np.where(p < 1e-18, 0.0, p)
+        p = p / p.sum()
+        if not _fits(p.shape, max_iter, max_memory, max_time):
+            cost = _reduced_cost(p, max_iter)
+            if cost is not None:
+                check_size(cost, max_memory=max_memory, max_time=max_time,
+                           name=f"table {i}")
+        prob = _Problem(p)
+        if prob.n_y <= 1 or prob.p_is_optimal():
+            solutions[i] = _optimal_p(prob)
+        else:
+            problems.append((i, p, prob))
+    batched = [k for k, (_, _, prob) in enumerate(problems) if _METHOD != "primal" and (
+        _METHOD == "dual" or _dual.suits_dual(prob.p_ty.T, prob.p_sy.T))]
+    duals = [None] * len(problems)
+    with _blas_threads(0):
+        for k, res in zip(batched, _dual.solve_dual([problems[k][2].p for k in batched],
+                                                   target=target, tol=tol,
+                                                   max_iter=max_iter, stall=stall)):
+            duals[k] = res
+    for (i, p, prob), dual in zip(problems, duals):
+        with _blas_threads(int(prob.live.sum())):
+            solutions[i] = _solve_problem(prob, p, tol, target, max_iter, stall, dual=dual)
+    return solutions
 
 
 def _fits(shape, max_iter, max_memory, max_time) -> bool:
@@ -659,22 +826,34 @@ class SolveCost:
                 f"{_format_seconds(self.seconds)}")
 
 
-# The cost model behind estimate_cost.  Per interior-point iteration the solver (1) scales
-# its weights per class (batched inverses of (n_t + n_s)-square systems, by the Schur
-# complement of the larger value set), (2) solves a Newton system over the live pairs:
-# with a dense factor (forming it is a product over the classes) up to _DENSE_PAIRS
-# pairs, matrix-free conjugate gradients beyond, and (3) applies the exact Hessian in
-# each CG step.  The speeds are nominal flop rates measured on two busy x86 cores (the
-# 2-core CI runners are of that kind): 300 x 300 x 50 at 4.3 s per scaling pass and
-# 0.1 s per Hessian product; 64 x 64 x 100 at 2.9 s, 90 x 90 x 10 at 5.4 s per iteration
-# (estimates 2.2 s and 12 s).  A faster machine finishes sooner: the estimate is within a
-# factor of about 2-3 of measured times, enough to tell seconds from hours.
+# The cost model behind estimate_cost.  Per interior-point iteration the primal method
+# (the dual one takes only small tables) (1) scales its weights per class (batched
+# inverses of (n_t + n_s)-square systems, by the Schur complement of the larger value set;
+# about two per iteration), and (2) solves two Newton systems over the live pairs by
+# conjugate gradients, preconditioned by a float32 factor of the coupled pairs where that
+# is cheaper than up to _CG_DIAGONAL diagonally preconditioned steps (_newton), with one
+# exact Hessian product per step (memory-bound: it reads K four times and the per-class
+# inverses once).  Calibrated on measured process CPU time (one BLAS thread, on one core
+# of the 2-core machine of the issue-23 benchmarks, otherwise busy with other work;
+# random dense tables, 15-19 iterations):
+#
+#   shape           measured   estimate      shape           measured   estimate
+#   30 x 30 x 10      0.1 s      0.1 s       100 x 100 x 20    3.0 s      7.7 s
+#   64 x 64 x 10      1.2 s      1.5 s       128 x 128 x 10    4.7 s      6.6 s
+#   64 x 64 x 100     4.4 s      5.1 s       200 x 200 x 20   36.2 s     36.2 s
+#   90 x 90 x 10      1.5 s      3.1 s       300 x 300 x 50    197 s      236 s
+#
+# (the former model, nominal flop rates of two cores, put these 1-100 times higher: it
+# refused 300 x 300 x 50 at 42 minutes, solved since in 3.3).  The dense factor's rate is
+# an effective one: its coupled pairs shrink as the iterates approach the optimum, so an
+# iteration factors about an eighth of the full matrix's flops.
 _SCALING_FLOPS = 2e9  # per second, batched small LAPACK calls
-_DENSE_FLOPS = 1.5e10  # per second, forming and factoring the dense Newton matrix (BLAS 3)
-_MATVEC_FLOPS = 1e9  # per second, Hessian products (memory-bound)
-_TYPICAL_ITERATIONS = 20  # interior-point iterations of a typical solve (10-25)
+_DENSE_FLOPS = 2e11  # per second, effective, a full dense Newton matrix's flops
+_PRODUCT_BYTES = 1.5e10  # per second, read by the Hessian products
+_TYPICAL_ITERATIONS = 18  # interior-point iterations of a typical solve (15-19 measured)
 _MATVECS_DENSE = 15  # Hessian products per iteration with a dense preconditioner
-_MATVECS_FREE = 1500  # ... matrix-free (measured: 1150 at 100 x 100 x 2)
+_MATVECS_FREE = 400  # ... matrix-free (average over the iterations; at most 1,000)
+_ITERATION_OVERHEAD = 5e-3  # seconds, the numpy calls of an iteration
 
 
 def estimate_cost(n_t: int, n_s: int, n_y: int, n_live: int | None = None,
@@ -683,29 +862,37 @@ def estimate_cost(n_t: int, n_s: int, n_y: int, n_live: int | None = None,
 
     ``n_t``, ``n_s``, ``n_y``: the values that carry mass; ``n_live``: the (t, s) pairs
     that can (``None``: not known yet, the dense Newton matrix and the time are left out,
-    which makes both lower bounds).  Memory, measured with tracemalloc on tables from
-    8 x 8 x 400 to 100 x 100 x 2 (estimate / peak between 1.1 and 1.5): about 16 arrays
-    of the table's size (the scalings kept per iteration and their temporaries), 8 stacks
-    of per-class (n_t + n_s)-square matrices (inverse scaling Hessians), and 24 bytes per
-    entry of the dense Newton matrix (float32 factor, the halves it is formed from).
+    which makes both lower bounds).  Time: see the cost model above (process CPU time;
+    from 1.0 to 2.6 times measured times from 30 x 30 x 10 to 300 x 300 x 50, the
+    largest tables closest).
+    Memory: about 12 arrays of the table's size (the scalings kept per iteration, their
+    temporaries, and two copies of K laid out for CG's Hessian products), 4 stacks of
+    per-class (n_t + n_s)-square matrices (inverse scaling Hessians), and the float32
+    workspace of the coupled pairs' factor, at most as many pairs as a factor is worth
+    (``_newton.NewtonSystem._coupled_fit``); measured
+    peak RSS above the start of the solve: estimate / peak 0.9-3.2 on the tables above
+    from 64 x 64 x 10 on (1.09 at 300 x 300 x 50: 1.28 GB estimated, 1.17 GB measured).
     """
     d, cells = n_t + n_s, n_y * n_t * n_s
     n_small, n_large = min(n_t, n_s), max(n_t, n_s)
-    memory = 8.0 * (16 * cells + 8 * n_y * d * d)
+    memory = 8.0 * (12 * cells + 4 * n_y * d * d)
     if n_live is None:
         return SolveCost(n_t, n_s, n_y, -1, memory, 0.0)
-    dense = n_live if n_live <= _DENSE_PAIRS else 0  # matrix-free beyond
-    memory += 24.0 * dense * dense
+    matvec = 8.0 * (4 * cells + n_y * d * d) / _PRODUCT_BYTES  # seconds
+    # The largest factor worth forming (as NewtonSystem._coupled_fit decides).
+    worth = (3.0 * _newton._FLOAT32_FLOPS * 2 * _newton._CG_DIAGONAL
+             * (2.0 * n_y * d * d + 10.0 * cells) / _newton._PRODUCT_FLOPS) ** (1 / 3)
+    coupled = min(n_live, _DENSE_PAIRS, worth)
+    memory += 4.0 * coupled * coupled
     iterations = min(max_iter, _TYPICAL_ITERATIONS)
-    # About two inverses per iteration (the exact scaling's and a line-search trial's).
     scaling = 2.0 * n_y * (n_small ** 3 + 2 * n_large * n_small ** 2 + n_large ** 2 * n_small)
-    seconds = scaling / _SCALING_FLOPS
-    matvec = 2.0 * n_y * d * d + 10.0 * cells
+    seconds = _ITERATION_OVERHEAD + scaling / _SCALING_FLOPS
+    free = _MATVECS_FREE * matvec
     if n_live <= _DENSE_PAIRS:
-        seconds += (4.0 * n_y * dense * dense + dense ** 3 / 3) / _DENSE_FLOPS
-        seconds += _MATVECS_DENSE * matvec / _MATVEC_FLOPS
+        factor = (4.0 * n_y * n_live ** 2 + n_live ** 3 / 3) / _DENSE_FLOPS
+        seconds += min(factor + _MATVECS_DENSE * matvec, free)
     else:
-        seconds += _MATVECS_FREE * matvec / _MATVEC_FLOPS
+        seconds += free
     return SolveCost(n_t, n_s, n_y, n_live, memory, iterations * seconds)
 
 
@@ -1064,10 +1251,11 @@ def _line_search(prob, sc, w, live, dw, alpha, center, slope, quick=None, max_ha
         trial = None
         # Start from the first-order prediction; if that start is too far off for
         # Newton's method, from the current point.
-        for theta in (_predict_scaling(prob, sc, step), sc.theta):
+        for theta, fallback in ((_predict_scaling(prob, sc, step), sc.theta),
+                                (sc.theta, None)):
             try:
                 trial = _scale(prob, (w + step).reshape(prob.n_t, prob.n_s), theta,
-                               quick=quick)
+                               quick=quick, fallback=fallback)
             except np.linalg.LinAlgError:
                 continue
             if _usable(trial, quick):

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._labels import encode_labels
 from ..exceptions import ConvergenceWarning
-from ._broja import estimate_cost, solve_broja
+from ._broja import estimate_cost, solve_broja, solve_broja_many
 from ._information import task_informations
 from ._result import PIDResult
 from ._validation import (PID_MEASURES, check_base, check_choice, check_limit, check_max_iter,
@@ -53,10 +53,12 @@ def pid_from_pmf(p, *, measure: str = "broja", base: float = 2,
         solve is estimated to need more than this many bytes.  ``None``: no limit.
     max_time : float or None, default=600
         BROJA only: refuse (``ValueError``), before starting, a problem whose solve is
-        estimated to take more than this many seconds.  The estimate is rough (nominal
-        speeds of two CPU cores; within a factor of about 3) and this is not a timeout.
-        ``None``: no limit.  A 64 x 64 x 100 table is estimated at about 40 s, a
-        300 x 300 x 50 one at about half an hour (refused by default).
+        estimated to take more than this many seconds.  The estimate is of CPU time,
+        calibrated on one core of a 2-core machine (1 to 2.6 times measured times from
+        30 x 30 x 10 to 300 x 300 x 50), and this is not a timeout.  ``None``: no limit.
+        A 64 x 64 x 100 table is estimated at about 5 s, a 300 x 300 x 50 one at about
+        4 minutes (measured: 3.3), a 500 x 500 x 100 one at about half an hour (refused
+        by default).
 
     Returns
     -------
@@ -190,7 +192,62 @@ def _check_table_size(shape: tuple, options: dict) -> None:
             f"limit) on a machine with that much memory.")
 
 
-def _decompose(p: np.ndarray, options: dict, name: str) -> PIDResult:
+def pid_from_counts_many(tables, *, measure: str = "broja", base: float = 2,
+                         tol: float = DEFAULT_TOL, max_iter: int = 100,
+                         max_memory: float | None = DEFAULT_MAX_MEMORY,
+                         max_time: float | None = DEFAULT_MAX_TIME) -> list:
+    """:func:`pid_from_counts` of several contingency tables, solved together.
+
+    The small tables among them (bootstrap resamples, permutation surrogates, the layer
+    pairs of a gate) are solved in batches by the dual interior-point method, one Newton
+    system per iteration for all of them; the others one by one.  Each result is the one
+    :func:`pid_from_counts` gives for that table, to within the certified ``gap`` of
+    both.
+
+    Parameters
+    ----------
+    tables : sequence of array-like of shape (n_teacher_values, n_student_values, n_classes)
+        Contingency tables (shapes may differ), each as :func:`pid_from_counts` accepts.
+    measure, base, tol, max_iter, max_memory, max_time
+        As in :func:`pid_from_counts`, for every table (``max_memory`` and ``max_time``
+        bound each table's solve).
+
+    Returns
+    -------
+    list of PIDResult
+        One per table, in order.  A :class:`~skpid.exceptions.ConvergenceWarning` is
+        issued for each table whose solve did not reach ``tol``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skpid._pid._core import pid_from_counts_many
+    >>> rng = np.random.default_rng(0)
+    >>> tables = [rng.integers(0, 5, size=(3, 3, 2)) for _ in range(4)]
+    >>> results = pid_from_counts_many(tables)
+    >>> [round(r.redundancy, 6) for r in results] == [
+    ...     round(pid_from_counts(t).redundancy, 6) for t in tables]
+    True
+    """
+    options = _check_options(measure, base, tol, max_iter, 0, max_memory, max_time)
+    pmfs = []
+    for i, counts in enumerate(tables):
+        table = check_table(counts, f"tables[{i}]")
+        if table.max() > np.finfo(np.float64).max / table.size:
+            table /= table.max()  # see pid_from_counts
+        pmfs.append(table / table.sum())
+    solutions = [None] * len(pmfs)
+    if options["measure"] == "broja":
+        solutions = solve_broja_many(pmfs, tol=options["tol"], max_iter=options["max_iter"],
+                                     max_memory=options["max_memory"],
+                                     max_time=options["max_time"])
+    return [_decompose(p, options, f"tables[{i}]", solution=sol)
+            for i, (p, sol) in enumerate(zip(pmfs, solutions))]
+
+
+def _decompose(p: np.ndarray, options: dict, name: str, solution=None) -> PIDResult:
+    """The result for a validated pmf; ``solution``: its BROJA solution if already
+    solved (:func:`pid_from_counts_many`)."""
     measure, base, tol = options["measure"], options["base"], options["tol"]
     info = task_informations(p)
     scale = 1.0 / float(np.log(base))
@@ -202,18 +259,18 @@ def _decompose(p: np.ndarray, options: dict, name: str) -> PIDResult:
             "unique_student": info["mi_student"] - red,
             "synergy": info["mi_joint"] - max(info["mi_teacher"], info["mi_student"]),
         }
-        q, gap, converged = None, 0.0, True
+        q, gap, converged, n_iter = None, 0.0, True, 0
     else:
-        sol = solve_broja(p, tol=tol, max_iter=options["max_iter"],
-                          max_memory=options["max_memory"], max_time=options["max_time"],
-                          verbose=options["verbose"], name=name)
+        sol = solution if solution is not None else solve_broja(
+            p, tol=tol, max_iter=options["max_iter"], max_memory=options["max_memory"],
+            max_time=options["max_time"], verbose=options["verbose"], name=name)
         if not sol.converged:
             warnings.warn(
                 f"BROJA solver stopped after {sol.n_iter} iterations with a certified gap of "
                 f"{sol.gap:.3g} nats (tolerance {tol:g}); atoms may be off by that much.",
                 ConvergenceWarning, stacklevel=3)
         atoms = broja_atoms(info, sol.objective)
-        q, gap, converged = sol.q, max(sol.gap, 0.0), sol.converged
+        q, gap, converged, n_iter = sol.q, max(sol.gap, 0.0), sol.converged, sol.n_iter
     atoms = {atom: _clip_round_off(atom, value * scale) for atom, value in atoms.items()}
     return PIDResult(
         **atoms,
@@ -226,6 +283,7 @@ def _decompose(p: np.ndarray, options: dict, name: str) -> PIDResult:
         q=q,
         gap=float(gap) * scale,
         converged=converged,
+        n_iter=int(n_iter),
     )
 
 

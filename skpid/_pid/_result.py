@@ -37,6 +37,9 @@ class PIDResult:
         Certified bound on the error of every atom (0 for closed forms), in ``base`` units.
     converged : bool
         Whether the solver reached its tolerance.
+    n_iter : int
+        Iterations of the BROJA solver's interior-point method (0 where P itself is
+        optimal, and for ``"mmi"``).
 
     Examples
     --------
@@ -63,6 +66,7 @@ class PIDResult:
     q: np.ndarray | None = field(default=None, repr=False, compare=False)
     gap: float = 0.0
     converged: bool = True
+    n_iter: int = 0
 
     def __post_init__(self):
         if self.q is not None:

@@ -244,6 +244,7 @@ def test_large_alphabets_are_solved_matrix_free(monkeypatch):
     # Above the dense limit no Newton matrix is formed (a 900 x 900 code table once tried
     # to allocate terabytes); with the limit lowered, a small problem takes that path.
     monkeypatch.setattr(_newton, "_DENSE_PAIRS", 10)
+    monkeypatch.setattr(_broja, "_METHOD", "primal")  # the primal method's Newton systems
     p = np.random.default_rng(3).dirichlet(np.ones(6 * 6 * 3)).reshape(6, 6, 3)
     sol = _broja.solve_broja(p)
     assert sol.converged
@@ -321,6 +322,36 @@ def test_schur_complement_hands_cancelling_classes_to_the_full_system():
         _broja._schur_parts(prob, q, residual)
     full = _broja._solve(_broja._scaling_hessian(prob, q, residual), residual)
     np.testing.assert_array_equal(_broja._scaling_solve(prob, q, residual), full)
+
+
+def test_only_the_cancelling_classes_go_to_the_full_system():
+    # Classes 0 and 1 have one teacher and one student value each, tied to each other
+    # (their complement cancels), class 2 is dense: the Schur complement serves class 2,
+    # the full system classes 0 and 1, and both agree with the full system of every class
+    # (on the pairs, and in the bilinear forms).
+    rng = np.random.default_rng(4)
+    p = np.zeros((5, 5, 3))
+    p[0, 0, 0], p[1, 2, 1] = 0.2, 0.3
+    p[:, :, 2] = 0.5 * rng.dirichlet(np.ones(25)).reshape(5, 5)
+    prob = _broja._Problem(p / p.sum())
+    _, q, residual, _ = _broja._scaling_terms(prob, prob.mask * prob.p.sum(axis=2),
+                                              np.zeros((3, 10)))
+    cancel = _broja._schur_parts(prob, q, residual, cancelling=True)[-1]
+    assert cancel.tolist() == [True, True, False]
+    full_hessian = _broja._scaling_hessian(prob, q, residual)
+    np.testing.assert_array_equal(_broja._scaling_hessian(prob, q, residual, cancel),
+                                  full_hessian[cancel])
+    on_pairs = lambda x: (x[:, :prob.n_t, None] + x[:, None, prob.n_t:]) * prob.mask
+    np.testing.assert_allclose(on_pairs(_broja._scaling_solve(prob, q, residual)),
+                               on_pairs(_broja._solve(full_hessian, residual)),
+                               rtol=1e-9, atol=1e-14)
+    v = np.concatenate([prob.active_t, -1.0 * prob.active_s], axis=1)
+    r = rng.normal(size=residual.shape) * np.abs(v)
+    r -= (r * v).sum(axis=1, keepdims=True) / (v * v).sum(axis=1, keepdims=True) * v
+    forms = [np.einsum("yi,yij,yj->y", r, inverse, r)
+             for inverse in (_broja._scaling_inverse(prob, q, residual),
+                             _broja._inverse(full_hessian))]
+    np.testing.assert_allclose(*forms, rtol=1e-9)
 
 
 def test_scaling_hessian_diagonal_stays_positive_where_marginals_underflow():
@@ -438,6 +469,7 @@ def test_quick_scalings_stop_early_and_give_no_upper_bound():
 
 
 def test_quick_scalings_leave_the_certified_optimum_unchanged(monkeypatch):
+    monkeypatch.setattr(_broja, "_METHOD", "primal")  # quick scalings are the primal's
     tables = [np.random.default_rng(seed).dirichlet(np.full(8 * 8 * 4, alpha)).reshape(8, 8, 4)
               for seed, alpha in [(0, 1.0), (1, 0.3), (2, 0.1)]]
     scalings = _recording_scalings(monkeypatch)
@@ -455,6 +487,7 @@ def test_quick_scalings_leave_the_certified_optimum_unchanged(monkeypatch):
 def test_a_failed_step_from_a_quick_scaling_falls_back_to_exact_ones(monkeypatch):
     # A line search that fails from a rough point must not end the solve: the point is
     # scaled exactly and the iteration retried, with no quick scalings after that.
+    monkeypatch.setattr(_broja, "_METHOD", "primal")
     p = np.random.default_rng(9).dirichlet(np.ones(6 * 6 * 3)).reshape(6, 6, 3)
     line_search, calls = _broja._line_search, []
 

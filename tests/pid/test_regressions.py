@@ -97,6 +97,7 @@ def test_a_breakdown_before_the_first_iterate_falls_back_to_closed_forms(monkeyp
     # No iterate at all: the result is the better of P and Q0 = P(t,y) P(s,y) / P(y),
     # both feasible, so the atoms are still valid bounds (never a negative redundancy).
     exact = pid_from_pmf(GOOD)
+    monkeypatch.setattr(_broja, "_METHOD", "primal")  # whose scalings break down here
     monkeypatch.setattr(_broja, "_exact_scaling", lambda *args: None)
     with pytest.warns(ConvergenceWarning, match="stopped after 0 iterations"):
         result = pid_from_pmf(GOOD)
@@ -243,14 +244,37 @@ def test_pid_refuses_a_huge_label_set_before_building_the_table():
     assert peak < 50e6  # the labels and their codes, a few MB
 
 
-def test_a_300x300x50_table_is_refused_fast_with_the_estimates():
+def test_a_300x300x50_table_is_accepted_by_the_default_limits():
+    # It solves in about 3.3 minutes of CPU time (197 s measured, 1.17 GB peak); the former
+    # estimate (about 42 minutes) refused it.  Checked without solving: the estimate of
+    # the reduced problem is within both default limits, and a tighter limit refuses the
+    # table fast, from the estimates, before anything of its size is allocated.
+    from skpid._pid._core import DEFAULT_MAX_MEMORY, DEFAULT_MAX_TIME
+
     p = np.random.default_rng(0).dirichlet(np.ones(300 * 300 * 50)).reshape(300, 300, 50)
+    cost = _broja._reduced_cost(p, 100)
+    assert (cost.n_t, cost.n_s, cost.n_y, cost.n_live) == (300, 300, 50, 90000)
+    assert 60 < cost.seconds < DEFAULT_MAX_TIME and 5e8 < cost.memory < DEFAULT_MAX_MEMORY
+    _broja.check_size(cost, max_memory=DEFAULT_MAX_MEMORY, max_time=DEFAULT_MAX_TIME)
     start = time.perf_counter()
     with pytest.raises(ValueError, match=r"300 teacher values x 300 student values x 50 "
-                                         r"classes .*GB of memory and roughly .* "
-                                         r"more than max_time=600 s"):
-        pid_from_pmf(p)
+                                         r"classes .*GB of memory and roughly .* min "
+                                         r".*more than max_time=60 s"):
+        pid_from_pmf(p, max_time=60)
     assert time.perf_counter() - start < 10
+
+
+def test_what_the_default_limits_refuse_would_take_longer():
+    # 500 x 500 x 100: about half an hour and 5 GB by the model that puts 300 x 300 x 50
+    # at 4 minutes (measured: 3.3); 400 x 400 x 50 is estimated within the limits.
+    huge = _broja.estimate_cost(500, 500, 100, 250_000)
+    assert huge.seconds > 1200 and huge.memory > 4e9
+    with pytest.raises(MemoryError, match="fewer clusters"):
+        _broja.check_size(huge, max_memory=4e9, max_time=600)
+    with pytest.raises(ValueError, match="max_time=600"):
+        _broja.check_size(huge, max_memory=None, max_time=600)
+    _broja.check_size(_broja.estimate_cost(400, 400, 50, 160_000), max_memory=4e9,
+                      max_time=600)
 
 
 def test_size_limits_are_enforced_on_both_sides():
@@ -295,9 +319,9 @@ def test_trivial_problems_need_no_solver_and_are_never_refused():
 
 def test_estimates_order_problems_by_size():
     small, medium = _broja.estimate_cost(10, 10, 10, 100), _broja.estimate_cost(64, 64, 100, 4096)
-    huge = _broja.estimate_cost(300, 300, 50, 90000)
-    assert small.seconds < 0.1 < medium.seconds < 600 < huge.seconds
-    assert small.memory < medium.memory < huge.memory < 4e9
+    large, huge = _broja.estimate_cost(300, 300, 50, 90000), _broja.estimate_cost(500, 500, 100)
+    assert small.seconds < 0.2 < medium.seconds < large.seconds < 600
+    assert small.memory < medium.memory < large.memory < 4e9 < huge.memory
     # Matrix-free problems form no dense Newton matrix.
     assert _broja.estimate_cost(100, 100, 2, 10000).memory < 50e6
 
