@@ -19,7 +19,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from threadpoolctl import ThreadpoolController
 
 from ._arrays import to_numpy as tensor_to_numpy  # the package's one conversion
-from ._pid._validation import check_int
+from ._validation import check_int
 
 
 def flatten_samples(X):

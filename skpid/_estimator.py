@@ -17,7 +17,7 @@ from ._labels import (check_label_array, encode_labels, format_labels, is_contin
                       label_kind, transform_labels)
 from ._pid._gaussian import gaussian_noise_floor, gaussian_pid
 from ._pid._result import PIDResult
-from ._pid._validation import MEASURES, check_base, check_choice, check_int, check_real
+from ._validation import MEASURES, check_base, check_choice, check_int, check_real
 from ._sampling import (BIAS_CORRECTIONS, QUANTITIES, PIDEstimate, codes_pid, compact_codes,
                         draw_seeds, estimate_pid)
 

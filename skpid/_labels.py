@@ -28,6 +28,8 @@ import warnings
 
 import numpy as np
 
+from ._validation import check_choice
+
 # Element types of object arrays, grouped so that values that compare equal in Python
 # (1 == 1.0 == True) share a group.
 NUMBER, STRING, BYTES = "number", "str", "bytes"
@@ -310,8 +312,6 @@ def transform_labels(y, classes: np.ndarray, name: str = "y", *,
         When ``y`` holds labels of another type than ``classes`` (e.g. strings against
         integer classes), or unseen labels with ``unseen="error"``.
     """
-    # Imported here, not above: skpid._pid imports this module.
-    from ._pid._validation import check_choice
     check_choice(unseen, "unseen", ("error", "extra"))
     labels = check_label_array(y, name)
     classes = np.asarray(classes)

@@ -34,7 +34,7 @@ from ._discretize import (_BaseKMeansDiscretizer, check_kmeans_params, fit_kmean
                           power_of_two_scale, serial_threads, top_eigenvectors)
 from ._estimator import check_n_samples, check_triple, fit_seeds, named_warnings
 from ._labels import fit_labels, format_labels, is_continuous, transform_labels
-from ._pid._validation import PID_MEASURES, check_base, check_choice, check_int
+from ._validation import PID_MEASURES, check_base, check_choice, check_int
 from ._sampling import PIDEstimate, counts_pid, draw_seeds, estimate_pid, joint_counts
 
 

@@ -12,7 +12,7 @@ from skpid import (ChunkedKMeansDiscretizer, KMeansDiscretizer, PIDEstimator,
                    score_representations)
 from skpid._cli_score import add_score_command
 from skpid._estimator import MEASURES
-from skpid._pid._validation import PID_MEASURES, check_choice, check_int, check_real
+from skpid._validation import PID_MEASURES, check_choice, check_int, check_real
 
 rng = np.random.default_rng(0)
 X, Y = rng.normal(size=(40, 4)), np.arange(40) % 2

@@ -9,7 +9,7 @@ from ..exceptions import ConvergenceWarning
 from ._broja import estimate_cost, solve_broja, solve_broja_many
 from ._information import task_informations
 from ._result import PIDResult
-from ._validation import (PID_MEASURES, check_base, check_choice, check_limit, check_max_iter,
+from .._validation import (PID_MEASURES, check_base, check_choice, check_limit, check_max_iter,
                           check_paired, check_pmf, check_table, check_tol, check_verbose)
 
 # Atoms within this much below zero are round-off and are set to zero; anything more

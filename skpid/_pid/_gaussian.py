@@ -24,7 +24,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma
 
 from ._result import PIDResult
-from ._validation import PID_MEASURES, check_choice
+from .._validation import PID_MEASURES, check_choice
 
 
 def _logdet(m: np.ndarray) -> float:

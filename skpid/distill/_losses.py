@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._pid._validation import check_choice, check_flag, check_int, check_real
+from .._validation import check_choice, check_flag, check_int, check_real
 
 # Learned variances: sigma^2 = softplus(a) + _VAR_FLOOR, a initialised to _VAR_INIT
 # (so sigma^2 starts near 5): the distance term starts small and grows as the variance

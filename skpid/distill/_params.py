@@ -12,7 +12,7 @@ import difflib
 
 import torch
 
-from .._pid._validation import check_choice, check_flag, check_int, check_real
+from .._validation import check_choice, check_flag, check_int, check_real
 from ._losses import (METHODS, DistillationLoss, check_rounds, check_teacher_ratio,
                       check_temperature, check_variance_penalty)
 from ._seeding import check_random_state

@@ -30,7 +30,7 @@ from skorch.callbacks import Callback
 from torch.utils.data import Subset
 
 from .._pid import pid_from_counts
-from .._pid._validation import check_int
+from .._validation import check_int
 from .._sampling import joint_counts
 from ._data import dataset_targets
 from ._losses import NoDistillation
