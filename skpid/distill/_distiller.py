@@ -28,7 +28,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from .._arrays import to_numpy
 from .._labels import fit_labels, format_labels, transform_labels
-from .._pid._validation import check_choice
+from .._validation import check_choice
 from ._data import (EncodedTargets, cast_input, check_device, dataset_targets,
                     pool_features, row_hashes, single_row_tail)
 from ._hooks import capture, check_captured, resolve_layers
