@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, PassthroughScoring
 
 from .._estimator import score_representations
 from .._labels import transform_labels
@@ -42,8 +42,22 @@ class PIDMonitor(Callback):
     n_clusters, n_components, measure, random_state
         Passed to :func:`~skpid.score_representations` (``random_state`` defaults to 0
         so that measurements are repeatable).
+    bias_correction : {"permutation", None}, default="permutation"
+        Subtract the mean PID of ``n_permutations`` label-permuted surrogates (as
+        :func:`~skpid.score_representations`): plug-in estimates on a validation split
+        of a few hundred rows are mostly bias (40 rows of pure noise give I(Y;T,S) ≈ 2.9
+        bits plug-in, 0.04 corrected). None records the plug-in values.
+    n_permutations : int, default=20
+        Surrogates of the bias correction.
     prefix : str, default="valid"
         Prefix of the history keys.
+
+    Notes
+    -----
+    Below about ``(k_T k_S - 1)(|Y| - 1) / (2 ln 2 log2 |Y|)`` rows (k the clusters, ``|Y|``
+    the classes: 193 rows for 10 clusters and 10 classes) the plug-in estimate's
+    expected bias (Miller–Madow) exceeds the largest information there is, ``log2 |Y|``; the
+    monitor warns once per fit when it measures on fewer rows.
 
     Examples
     --------
@@ -62,7 +76,8 @@ class PIDMonitor(Callback):
     def __init__(self, every: int = 1, pair: int = 0, X=None, y=None,
                  max_samples: int | None = 2000, n_clusters: int = 10,
                  n_components: int = 5, measure: str = "broja", random_state=0,
-                 prefix: str = "valid"):
+                 prefix: str = "valid", bias_correction="permutation",
+                 n_permutations: int = 20):
         self.every = every
         self.pair = pair
         self.X = X
@@ -73,6 +88,8 @@ class PIDMonitor(Callback):
         self.measure = measure
         self.random_state = random_state
         self.prefix = prefix
+        self.bias_correction = bias_correction
+        self.n_permutations = n_permutations
 
     def initialize(self):
         """Check the settings (before the net trains: callbacks are initialized by
@@ -85,6 +102,9 @@ class PIDMonitor(Callback):
         check_int(self.n_clusters, "n_clusters", minimum=1)
         check_int(self.n_components, "n_components", minimum=1)
         check_choice(self.measure, "measure", MEASURES)
+        check_choice(self.bias_correction, "bias_correction", ("permutation", None))
+        check_int(self.n_permutations, "n_permutations", minimum=1)
+        self.warned_ = False
         if not isinstance(self.prefix, str) or not self.prefix:
             raise TypeError(f"prefix must be a non-empty str; got {self.prefix!r}.")
         if (self.X is None) != (self.y is None):
@@ -122,6 +142,20 @@ class PIDMonitor(Callback):
                 _, dataset_valid = net.get_split_datasets(X, y)  # fit's split again
             self._measure(net, dataset_valid)
 
+    def _warn_small_sample(self, n_rows: int, n_classes: int) -> None:
+        cells = (self.n_clusters ** 2 - 1) * max(n_classes - 1, 1)
+        needed = cells / (2 * np.log(2) * np.log2(max(n_classes, 2)))
+        if n_rows < needed and not self.warned_ and self.measure != "gaussian":
+            self.warned_ = True
+            warnings.warn(
+                f"PIDMonitor: {n_rows} rows for {self.n_clusters} x {self.n_clusters} "
+                f"clusters and {n_classes} classes: the plug-in estimates' bias exceeds "
+                f"the largest information there is below about {needed:.0f} rows"
+                + (", so even the bias-corrected values are noisy" if self.bias_correction
+                   else "; use bias_correction='permutation'")
+                + ". Measure on more rows (a larger validation split, or X=, y=) or with "
+                "fewer n_clusters.", UserWarning, stacklevel=3)
+
     def _measure(self, net, dataset_valid) -> None:
         if self.X is not None:
             X, y = self.X, transform_labels(self.y, net.classes_, "y")
@@ -139,8 +173,20 @@ class PIDMonitor(Callback):
                           f"epoch {len(net.history)} is not measured.", RuntimeWarning,
                           stacklevel=3)
             return
+        self._warn_small_sample(len(y), len(np.unique(y)))
         result = score_representations(t, s, y, n_clusters=self.n_clusters,
                                        n_components=self.n_components,
-                                       measure=self.measure, random_state=self.random_state)
+                                       measure=self.measure, random_state=self.random_state,
+                                       bias_correction=self.bias_correction,
+                                       n_permutations=self.n_permutations)
         for name in _QUANTITIES:
             net.history.record(f"{self.prefix}_{name}", float(getattr(result, name)))
+
+
+class LossScoring(PassthroughScoring):
+    """skorch's :class:`~skorch.callbacks.PassthroughScoring` (the ``train_loss`` and
+    ``valid_loss`` columns) recording Python floats, as every other column of the
+    distiller's history, rather than numpy scalars."""
+
+    def get_avg_score(self, history) -> float:
+        return float(super().get_avg_score(history))

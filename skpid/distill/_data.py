@@ -3,6 +3,7 @@ datasets, row hashes, the single-row-batch rule."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import numbers
 import zlib
@@ -93,10 +94,37 @@ def pool_features(rep: torch.Tensor, max_features: int | None) -> torch.Tensor:
     return torch.nn.functional.adaptive_avg_pool2d(rep.float(), side)
 
 
-def single_row_tail(n_rows: int, batch_size) -> bool:
-    """Whether batches of ``batch_size`` over ``n_rows`` rows end in a batch of one."""
+def batches_per_epoch(n_rows: int, batch_size, drop_last=None, minimum: int = 2) -> int:
+    """Training batches of an epoch over ``n_rows`` rows (``drop_last`` None: the
+    distiller's short-tail rule)."""
+    if not batch_size or batch_size < 0:
+        return 1
+    if drop_last is None:
+        drop_last = short_tail(n_rows, batch_size, minimum)
+    return max(n_rows // batch_size, 1) if drop_last else math.ceil(n_rows / batch_size)
+
+
+def check_classes(classes, teacher_classes, teacher_logits, student_logits) -> None:
+    """Teacher and student must speak of the classes of ``y``."""
+    if teacher_classes is not None and (
+            len(teacher_classes) != len(classes)
+            or not np.array_equal(np.sort(teacher_classes), classes)):
+        raise ValueError(f"teacher: it predicts classes {np.asarray(teacher_classes).tolist()}"
+                         f" but y has classes {classes.tolist()}.")
+    if teacher_logits.shape[1] != len(classes):
+        raise ValueError(f"teacher: it outputs {teacher_logits.shape[1]} logits but y has "
+                         f"{len(classes)} classes.")
+    if student_logits.shape[1] != len(classes):
+        raise ValueError(f"module: the student outputs {student_logits.shape[1]} logits but "
+                         f"y has {len(classes)} classes.")
+
+
+def short_tail(n_rows: int, batch_size, minimum: int = 2) -> bool:
+    """Whether batches of ``batch_size`` over ``n_rows`` rows end in a batch of fewer
+    than ``minimum`` rows (one row: BatchNorm cannot normalise it; batch-level criteria
+    such as SinKD need more)."""
     return (isinstance(batch_size, numbers.Integral) and 1 < batch_size < n_rows
-            and n_rows % batch_size == 1)
+            and 0 < n_rows % batch_size < minimum)
 
 
 def dataset_targets(dataset) -> np.ndarray:
@@ -124,18 +152,29 @@ def head(X, n: int):
     return X[:n]
 
 
+def row_digests(X) -> list:
+    """A 16-byte digest of each row of a batch (an array, a tensor, or a dict, list or
+    tuple of them: all parts of a row)."""
+    arrays = [np.ascontiguousarray(np.asarray(to_numpy(p))) for p in _parts(X)]
+    arrays = [a.reshape(len(a), -1) for a in arrays]
+    return [hashlib.blake2b(b"".join(a[i].tobytes() for a in arrays),
+                            digest_size=16).digest() for i in range(len(arrays[0]))]
+
+
+def _parts(X) -> list:
+    if isinstance(X, Mapping):
+        return [X[key] for key in sorted(X)]
+    if isinstance(X, (list, tuple)):
+        return list(X)
+    return [X]
+
+
 def row_hashes(X) -> torch.Tensor:
     """A number in [0, 1) per row from a hash of its input values: stable across epochs,
     batches and folds, so RID's held-out shares (ranges of it) hold the same rows. ``X``
     is a batch as the module receives it: an array or tensor, or a dict, list or tuple of
     them (all parts of a row are hashed)."""
-    if isinstance(X, Mapping):
-        parts = [X[key] for key in sorted(X)]
-    elif isinstance(X, (list, tuple)):
-        parts = list(X)
-    else:
-        parts = [X]
-    arrays = [np.asarray(to_numpy(p)) for p in parts]
+    arrays = [np.asarray(to_numpy(p)) for p in _parts(X)]
     arrays = [np.ascontiguousarray(a.reshape(len(a), -1)) for a in arrays]
     hashes = []
     for i in range(len(arrays[0])):

@@ -11,7 +11,6 @@ casting (``_data``), non-finite diagnosis (``_nonfinite``), the epoch table
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Mapping
 
@@ -20,35 +19,32 @@ import torch
 from sklearn.base import clone
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
-from skorch.dataset import unpack_data
-from skorch.history import History
 from skorch.utils import TeeGenerator, to_tensor
-from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from .._arrays import to_numpy
 from .._labels import fit_labels, format_labels, transform_labels
-from .._validation import check_choice
-from ._data import (EncodedTargets, cast_input, check_device, dataset_targets,
-                    pool_features, row_hashes, single_row_tail)
-from ._hooks import capture, check_captured, resolve_layers
+from ._budget import StudentEarlyStopping
+from ._callbacks import LossScoring
+from ._data import (EncodedTargets, batches_per_epoch, cast_input, check_classes,
+                    check_device, dataset_targets,
+                    row_hashes, short_tail)
+from ._hooks import capture, resolve_layers
 from ._losses import DistillationLoss, NoDistillation, _eval, check_pair, kd_loss
 from ._nonfinite import check_finite_input, report_nonfinite
-from ._params import (METHOD_SETTINGS, OPTIMIZERS, READ_PER_FIT, check_lr_for,
-                      check_params_given, check_settings, check_values, construct_optimizer,
-                      keep_optimizer_params, layer_lists, method_class, set_plain)
+from ._params import (METHOD_SETTINGS, OPTIMIZERS, build_optimizer, check_batch_size,
+                      check_settings,
+                      check_values, layer_lists, method_class, set_params)
 from ._pid_gate import LOGITS, PIDGate
 from ._printlog import DistillerPrintLog
+from ._representations import (RowIndex, TrainingData, as_float32, collect, is_dataloader,
+                               probe, unwrap)
 from ._seeding import loader_generator, reseed_epoch, seeded
-from ._state import (criterion_bundle, load, load_criterion_bundle, load_optimizer_bundle,
-                     optimizer_bundle, restore_best_scores, save)
+from ._state import load_params, save_params
 from ._teacher import FrozenTeacher
 from ._teacher_check import TeacherCheck
 
-# Loss terms recorded per batch and averaged per epoch in ``history`` (with a
-# "train_"/"valid_" prefix): student cross-entropy, the distillation term the student
-# minimises, RID's filter-head cross-entropy and filter distance, the logit-KD add-on.
-_TERMS = ("ce", "distill", "filter_ce", "distance", "kd", "gate")
+# Batch keys skorch records and averages itself.
+_SKORCH_KEYS = {"train_loss", "valid_loss", "train_batch_size", "valid_batch_size"}
 
 
 def softmax_rows(logits: torch.Tensor) -> torch.Tensor:
@@ -74,10 +70,10 @@ class PIDDistiller(NeuralNetClassifier):
 
     The loss is ``ce_weight · CE(student, y) + pid_weight · distill`` (plus
     ``kd_weight · KD`` for logit distillation on top of a feature method), where
-    ``distill`` is the term of ``method``. RID alternates a teacher-filter phase and a
-    student phase inside skorch's ``train_step``: each phase steps only its own optimizer
-    (``optimizer_`` for the student side, ``filter_optimizer_`` for RID's teacher filters
-    and heads).
+    ``distill`` is the term of ``method``. Two-phase methods (RID, TED) alternate a
+    teacher-filter phase and a student phase inside skorch's ``train_step``, each phase
+    stepping its own optimizer (``optimizer_`` for the student side,
+    ``filter_optimizer_`` for RID's teacher filters and heads).
 
     Parameters
     ----------
@@ -86,215 +82,122 @@ class PIDDistiller(NeuralNetClassifier):
         routed to it as in skorch.
     teacher : nn.Module, fitted skorch net or fitted scikit-learn classifier
         Never trained: in no optimizer, always in eval mode, run under ``no_grad`` and
-        moved to ``device`` (in place; it is shared, not copied, by ``clone`` and so by
+        moved to ``device`` (in place; shared, not copied, by ``clone`` and so by
         ``GridSearchCV``). A scikit-learn teacher (e.g. a random forest) supports logit
-        distillation only (``teacher_layers=None``); its logits are
-        ``log predict_proba`` (or ``decision_function``).
-    method : {"none", "kd", "fitnet", "vid", "rid", "ted"} or DistillationLoss, default="rid"
-        The distillation term. For a method given by name, the net-level settings
-        (``temperature`` for KD; ``rounds``, ``teacher_ratio``, ``variance_penalty`` for
-        RID and TED) are passed to its criterion's constructor, and ``method__*``
-        parameters too; where both name a setting (``rounds`` and ``method__rounds``),
-        ``method__*`` takes precedence. A criterion instance or class is used with its
-        own settings and the ``method__*`` parameters; the net-level ones do not
-        apply to it. The schedule reads the settings from the built criterion
-        (``method_``).
+        distillation only; its logits are ``log predict_proba`` (or
+        ``decision_function``).
+    method : str, DistillationLoss instance or subclass, default="kd"
+        The distillation term: ``"none"``, ``"kd"``, ``"fitnet"``, ``"vid"``,
+        ``"rid"``, ``"ted"`` (:data:`~skpid.distill.METHODS`) or a criterion.
+        Net-level settings (``temperature``; ``rounds``, ``teacher_ratio``,
+        ``variance_penalty``) reach a method given by name, ``method__*`` any criterion
+        (and take precedence). The default is Hinton's KD on the logits: on students
+        and data it was not tuned for it beat the student trained alone in every cell
+        of ``benchmarks/bench_distill_defaults.py`` (user guide, "Training a student").
     pid_weight : float or "auto", default="auto"
-        α1, the weight of the distillation term (≥ 0). ``"auto"``: the method's
-        recommended weight (``recommended_weight`` of its criterion): 10 for ``"rid"``
-        and ``"ted"`` (the paper's α1), 1 for ``"kd"``, ``"fitnet"`` and ``"vid"``. VID's
-        paper uses 100, which gains more from a good teacher but loses 5–15 points under
-        a nuisance one (``benchmarks/bench_distill_quality.py``).
+        α1, the weight of the distillation term (≥ 0); ``"auto"`` is the criterion's
+        ``recommended_weight`` (1 for KD, FitNets and VID, 10 for RID and TED).
     ce_weight : float, default=1.0
         α0, the weight of the student's cross-entropy (≥ 0).
     kd_weight : float, default=0.0
-        Weight of an added Hinton KD term on the logits, to combine logit KD with a
-        feature method (≥ 0).
+        Weight of an added KD term on the logits, beside a feature method (≥ 0).
     teacher_layers, student_layers : list of (str or None), or None, default=None
-        Module paths (as in ``named_modules()``, e.g. ``"features.3"``) of the
-        representations to pair, in order; ``None`` (or a ``None`` entry) means the
-        logits. Both lists must have the same length.
+        Module paths (``named_modules()``, e.g. ``"features.3"``) of the representations
+        to pair, in order; None (or a None entry) is the logits. Feature methods
+        (FitNets, VID, RID, TED) distill these pairs.
     temperature : float, default=4.0
-        KD temperature (``method="kd"`` and ``kd_weight``).
-    rounds : int, default=10
-        RID's R: teacher/student alternations over ``max_epochs`` (``"ted"`` uses 1).
+        KD's temperature (``method="kd"`` and ``kd_weight``).
+    rounds : int or None, default=None
+        RID's schedule: None, rounds of ``method__round_epochs`` (10) epochs however
+        long training runs; R, R rounds over ``max_epochs`` (the paper's layout).
     teacher_ratio : float, default=0.25
-        RID's ρ in (0, 1): share of each round spent training the teacher filters. The
-        schedule counts optimizer steps, so ρ·max_epochs/R need not be an integer.
+        RID's ρ in (0, 1): the share of each round spent training the teacher filters.
     variance_penalty : {"fixed", "log", "square"}, default="fixed"
-        RID's variances σ²: ``"fixed"`` (not learned: σ² = ``method__variance_init``, 1
-        by default, on standardised targets), or learned with the penalty ``"log"``
-        (Gaussian NLL) or ``"square"`` (σ⁴, the research code). See
-        :class:`~skpid.distill.RIDLoss`.
-    teacher_cache : bool, default=False
-        Cache teacher outputs per distinct input row (for a fixed training set without
-        random augmentation). Worth it for teachers slower than hashing and stacking
-        rows: KD from a 300-tree random forest into an MLP on digits ran 15 times
-        faster per epoch (1.48 s → 0.095 s); for a CNN teacher twice as wide as its
-        student it saved 13 % (``benchmarks/bench_overhead.py``).
+        RID's variances: fixed, or learned with the Gaussian NLL (``"log"``) or the
+        research code's σ⁴ (``"square"``); see :class:`~skpid.distill.RIDLoss`.
+    teacher_cache : "auto" or bool, default="auto"
+        Compute each row's teacher outputs once and keep them (at most 1 GiB); "auto":
+        for arrays, not for a torch Dataset (which may augment its rows at random).
     filter_optimizer : torch optimizer class or None, default=None
-        Optimizer of RID's teacher filters and heads (None: the same as ``optimizer``).
-        ``filter_optimizer__*`` parameters configure it as ``optimizer__*`` do the
-        student's (``lr`` defaults to ``lr``): in the constructor, through
-        ``set_params`` before or after a fit, and in grid searches. It exists from
-        ``initialize`` on; until the filters are built on the first batch of ``fit``
-        (and for methods without them) it holds a placeholder parameter only.
+        Optimizer of RID's teacher filters and heads; None: the student's, with its
+        ``optimizer__*`` settings. ``filter_optimizer__*`` configure it (``lr`` defaults
+        to ``lr``) through the constructor, ``set_params`` and grid searches.
     random_state : int, numpy random generator or None, default=None
-        Seed of everything random in ``fit`` and ``partial_fit``: the initial weights of
-        the student (where the net builds it: ``module`` given as a class; an instance
-        keeps the weights it has) and of the distillation parts, the batch order,
-        dropout. The batch order comes from torch generators of the call's own (given to
-        the DataLoaders unless ``iterator_train__generator`` /
-        ``iterator_valid__generator`` are set); weights and dropout come from torch's
-        global generators, seeded for the call and restored afterwards. So the result
-        does not depend on what ran before, and the global generators are left as they
-        were. Seeded calls hold a process-wide lock: seeded fits in several threads run
-        one after the other and give exactly what each gives alone. torch has no
-        per-thread generator, so torch code that draws from the global generators in
-        another thread during a seeded fit (an unseeded fit, say) can still interleave
-        with the weight initialization and, for models with dropout, with the dropout
-        masks. A grid search gives the same results serially, with joblib processes or
-        threads, or on a Dask cluster. None uses torch's global generators as they
-        stand.
+        Seeds the initial weights, the batch order and dropout of ``initialize``,
+        ``fit`` and ``partial_fit``, every epoch by ``(random_state, epoch)`` (a resumed
+        or continued run draws what the uninterrupted one draws), restoring torch's
+        global generators afterwards; seeded fits in threads give what each gives alone.
     on_nonfinite : {"raise", "warn"}, default="raise"
-        What a NaN or infinite loss term does: ``"raise"`` stops training with a
-        ``FloatingPointError`` naming the epoch, the batch, the term (``ce``,
-        ``distill``, ``filter_ce``, ``distance``, ``kd`` or the weighted sum) and, where
-        it can tell, the cause (a teacher or student layer whose output is not finite,
-        parameters that diverged). ``"warn"`` issues a ``RuntimeWarning`` with the same
-        message instead (once per epoch) and trains on, taking the step as computed
-        (parameters may then become non-finite): for runs where occasional overflows
-        are expected and handled, as under fp16 mixed precision with a gradient scaler,
-        which skips such steps.
+        A NaN or infinite loss term stops training with a ``FloatingPointError`` naming
+        the epoch, the batch, the term and the cause; ``"warn"`` warns and trains on.
     teacher_check : {"warn", "raise", "ignore"}, default="warn"
-        Before training, measure the task information I(Y;T) of every paired teacher
-        representation (the logits where the layer is None) on the training data (a
-        subsample of at most 2,000 rows, seeded by ``random_state``, 0 unless it is an
-        int): the estimators' discretization (normalise, PCA 5, KMeans 10), the plug-in
-        mutual information with its permutation bias correction, and a permutation
-        test (199 label permutations). A representation whose p-value is above 0.01 is
-        indistinguishable from one with no task information, a *nuisance* teacher:
-        ``"warn"`` issues a :class:`~skpid.exceptions.NuisanceTeacherWarning` naming
-        the layer, the estimate and the p-value; ``"raise"`` raises a ``ValueError``
-        with the same message. The estimates are kept in ``teacher_information_``.
+        Before training, test each distilled teacher representation's task information
+        I(Y;T) against zero (:class:`~skpid.distill.TeacherCheck`, the default callback
+        ``"teacher_check"``). ``"warn"``: a representation without measurable task
+        information (a *nuisance* teacher) gets a
+        :class:`~skpid.exceptions.NuisanceTeacherWarning` and is not distilled;
+        ``"raise"``: a ``ValueError``; ``"ignore"``: no check.
     pid_gate : bool, default=False
-        Scale the distillation term of each layer pair (and the logit terms:
-        ``method="kd"``, ``kd_weight``) by a gate in [0, 1] measured with PID on held-out
-        rows (the validation split of ``train_split``; the training rows without one):
-        ``1[p ≤ 0.01] · min(1, share / 0.1)``, where p is the permutation p-value of
-        the teacher representation's I(Y;T) (as ``teacher_check``) and ``share`` is
-        Uni(Y: T\\S) / I(Y;T), the share of the teacher's task information the student
-        does not hold yet. A nuisance teacher's term is switched off; a term is reduced
-        once the student holds over 90 % of what the teacher layer knows about Y.
-        Recorded per epoch in ``history`` as ``gate_0``, ``gate_1``, … (one per layer
-        pair) and ``gate_kd`` (the logits); the latest measurements are in
-        ``pid_gates_``. See the user guide, "PID-guided distillation".
+        Scale each pair's distillation term (and the logit terms) by a gate measured
+        with PID every ``pid_gate_every`` epochs (:class:`~skpid.distill.PIDGate`, the
+        default callback ``"pid_gate"``): 0 for a nuisance teacher, closing as the
+        student comes to hold what the teacher layer knows about Y.
     pid_gate_every : int, default=5
-        Re-measure the gates every this many epochs (from the first epoch of each
-        ``fit`` / ``partial_fit`` call on; ≥ 1).
+        Epochs between gate measurements (≥ 1).
     criterion : torch criterion class, default=torch.nn.CrossEntropyLoss
-        The student's classification loss, applied to its logits.
+        The student's classification loss.
     predict_nonlinearity : callable, default=softmax_rows
         Maps logits to probabilities in ``predict_proba``.
     optimizer : torch optimizer class, default=torch.optim.Adam
         The student side's optimizer (skorch's default is SGD).
     lr : float, default=1e-2
-        Learning rate of Adam. scikit-learn's ``MLPClassifier`` uses 1e-3 over up to
-        200 epochs; in 50 epochs 1e-2 trains the bundled students better (a
-        ``SmallCNN(width=4)`` on digits: 0.97 test accuracy against 0.90 with 1e-3).
-    max_epochs : int, default=50
-        Training epochs (skorch's default is 10).
+        Adam's learning rate.
+    max_epochs : int, default=200
+        At most this many epochs; the default callback ``"early_stopping"``
+        (:class:`~skpid.distill.StudentEarlyStopping`) lowers the learning rate when the
+        student's validation accuracy stops improving and stops after 20 epochs (or
+        5,000 updates) and 300 updates without improvement, restoring its best epoch
+        (scikit-learn's ``MLPClassifier``: ``max_iter=200``).
     batch_size : int, default=64
         Rows per batch (skorch's default is 128).
     **kwargs
         Everything else skorch's :class:`~skorch.NeuralNetClassifier` accepts
-        (``callbacks``, ``device``, ``train_split``, ``warm_start``,
-        ``iterator_train__*``, …). Training batches are shuffled by default
-        (``iterator_train__shuffle=True``; skorch does not shuffle).
+        (``callbacks``, ``device``, ``train_split``, ``warm_start``, ``iterator_*``,
+        …). Training batches are shuffled (``iterator_train__shuffle=True``).
 
     Attributes
     ----------
     teacher_ : FrozenTeacher
         The wrapped teacher.
+    method_ : DistillationLoss
+        The distillation criterion with its learnable parts (built from the shapes
+        probed on the first batch of ``fit``, or from saved shapes by ``load_params``).
     filter_optimizer_ : torch optimizer
         The optimizer of RID's teacher filters and heads.
     teacher_information_ : dict
-        Bias-corrected I(Y;T) in bits of each paired teacher layer (``"logits"`` for
-        None), measured by ``teacher_check`` at the start of ``fit`` (empty with
-        ``teacher_check="ignore"``).
+        The teacher check's bias-corrected I(Y;T) in bits of each distilled teacher
+        representation (``"logits"`` for None).
+    nuisance_layers_ : set
+        The representations the check found without task information (not distilled
+        with ``teacher_check="warn"``).
     pid_gates_ : dict
         With ``pid_gate=True``: the latest measurement of each gate (``"gate_0"``, …,
-        ``"gate_kd"``) as a ``PairGate`` (``gate``, ``share``, ``unique_teacher``,
+        ``"gate_kd"``), a ``PairGate`` (``gate``, ``share``, ``unique_teacher``,
         ``mi_teacher`` in bits, ``p_value``).
-    method_ : DistillationLoss
-        The distillation criterion with its learnable parts (built from the shapes
-        probed on the first batch of ``fit``).
     classes_ : ndarray
         Class labels (any sortable labels: strings work).
 
     Notes
     -----
-    Defaults that differ from skorch's, so that a scikit-learn user who changes
-    nothing gets a student that trains well (measured on the bundled ``MLP`` and
-    ``SmallCNN`` students):
-
-    ====================================  ===============  ==================
-    setting                               skpid            skorch
-    ====================================  ===============  ==================
-    ``optimizer``                         Adam             SGD
-    ``lr``                                1e-2 (Adam)      0.01 (SGD)
-    ``max_epochs``                        50               10
-    ``batch_size``                        64               128
-    ``iterator_train__shuffle``           True             False
-    ``pid_weight``                        ``"auto"``       (skpid only)
-    ``rounds`` (RID)                      10               (skpid only)
-    ====================================  ===============  ==================
-
-    ``X`` may be any real-valued array: numpy of any real dtype (float64 as scikit-learn
-    transformers return, float16, integers), a pandas DataFrame or a torch tensor; it is
-    cast to the student's parameter dtype. A training epoch whose last batch would hold
-    one row drops that batch (BatchNorm cannot normalise a single row in training
-    mode); shuffled, a different row sits out each epoch.
-
-    ``method="rid"`` is the paper's RID (α1 = 10, R = 10, ρ = 0.25) with four changes,
-    each measured in ``benchmarks/bench_distill_quality.py`` (user guide, "Distillation
-    methods"): an information gate that scales the distillation term by the share of
-    the label entropy the filtered teacher explains on training rows its head never fit
-    (0 for a nuisance teacher); teacher-filtered targets standardised per channel;
-    fixed unit variances instead of learned ones; and student cross-entropy steps during
-    the teacher phases. The research code's variant is ``variance_penalty="square",
-    method__variance_init=5.0, method__normalize=False, method__info_gate=False,
-    method__pool_heads=False, method__concurrent=False``. Other decisions on the
-    research code's quirks: no hidden learning-rate schedule (use skorch's
-    ``LRScheduler``); phases switch by training progress, not whole epochs; everything
-    is seeded by the user (``random_state``) and validation uses skorch's
-    ``train_split``, never test data.
-
-    The teacher receives the same input as the student (in a Pipeline: the transformed
-    features), so fit a scikit-learn teacher on that representation. VID's learned
-    variances start at softplus(5) ≈ 5; with teacher features of small scale its
-    distance term matters only once they have been learned down (hundreds of steps).
-    Distillation parts are built on the first batch of ``fit``: ``save_params`` /
-    ``load_params`` of ``f_params`` work on any initialized net, ``f_method`` (the
-    distillation parts) only on one that has been fit with the same layer shapes. y is
-    encoded to indices into ``classes_`` for training; the default ``valid_acc``
-    accounts for that, a custom ``EpochScoring("accuracy")`` compares encoded targets
-    with labels and is right only for labels ``0 … n-1``.
-
-    History columns per epoch: ``train_ce``, ``train_distill``, ``train_filter_ce``,
-    ``train_distance``, ``train_gate`` (RID's information gate, mean over layer pairs),
-    ``train_kd`` (where used), the same with ``valid_``, and
-    ``teacher_phase`` (share of the epoch's steps in RID's teacher phase); per batch:
-    the same terms and ``phase``. ``train_loss`` is the loss of the stepped phase. The
-    printed table has a column for each of them (and for :class:`PIDMonitor`'s values)
-    from the first epoch on; a cell is blank in epochs without that value.
-
-    Every setting is checked where it arrives, by the same check: as a parameter, as
-    ``method__*`` (the criterion's constructor runs the same checks), through
-    ``set_params`` (at once on an initialized net, whose components skorch updates
-    immediately; otherwise at ``fit``) and in grid searches. Errors are ``TypeError``
-    (wrong kind of value) or ``ValueError`` (out of range, NaN, infinite) and name the
-    parameter, the value and what is expected.
+    The defaults differ from skorch's so that a user who changes nothing gets a student
+    that trains well on their model and data size (the user guide's "Training a
+    student": the table of defaults and the measurements behind them; the input types
+    accepted; saving, resuming and continuing training). ``valid_loss`` is the
+    student's cross-entropy on the validation split, the distillation terms recorded
+    apart: what skorch's ``Checkpoint`` and ``EarlyStopping`` monitor by default, the
+    same for every method and phase. Every setting is checked where it arrives
+    (constructor, ``method__*``, ``set_params``, grid searches), with a ``TypeError``
+    or ``ValueError`` naming it.
 
     Examples
     --------
@@ -305,23 +208,22 @@ class PIDDistiller(NeuralNetClassifier):
     >>> y = (X[:, 0] > 0).astype("int64")
     >>> teacher = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     >>> student = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
-    >>> net = PIDDistiller(student, teacher, method="rid", teacher_layers=["1"],
-    ...                    student_layers=["1"], max_epochs=2, batch_size=16,
+    >>> net = PIDDistiller(student, teacher, max_epochs=2, batch_size=16,
     ...                    train_split=None, verbose=0).fit(X, y)
     >>> net.predict_proba(X[:2]).sum(axis=1).round(5)
     array([1., 1.], dtype=float32)
-    >>> [key in net.history[-1] for key in ("train_ce", "train_distill", "train_filter_ce")]
+    >>> [key in net.history[-1] for key in ("train_ce", "train_distill", "train_loss")]
     [True, True, True]
     """
 
-    def __init__(self, module, teacher=None, *, method="rid", pid_weight="auto",
+    def __init__(self, module, teacher=None, *, method="kd", pid_weight="auto",
                  ce_weight=1.0, kd_weight=0.0, teacher_layers=None, student_layers=None,
-                 temperature=4.0, rounds=10, teacher_ratio=0.25, variance_penalty="fixed",
-                 teacher_cache=False, filter_optimizer=None, random_state=None,
+                 temperature=4.0, rounds=None, teacher_ratio=0.25,
+                 variance_penalty="fixed", teacher_cache="auto", filter_optimizer=None, random_state=None,
                  on_nonfinite="raise", teacher_check="warn", pid_gate=False,
                  pid_gate_every=5, criterion=torch.nn.CrossEntropyLoss,
                  predict_nonlinearity=softmax_rows, optimizer=torch.optim.Adam, lr=1e-2,
-                 max_epochs=50, batch_size=64, **kwargs):
+                 max_epochs=200, batch_size=64, **kwargs):
         # Set before skorch's __init__: afterwards skorch refuses to assign a torch module
         # outside an initialize method.
         self.teacher = teacher
@@ -355,10 +257,13 @@ class PIDDistiller(NeuralNetClassifier):
     @property
     def _default_callbacks(self):
         callbacks = dict(super()._default_callbacks)
+        callbacks["train_loss"] = LossScoring(name="train_loss", on_train=True)
+        callbacks["valid_loss"] = LossScoring(name="valid_loss")
         callbacks["valid_acc"] = EpochScoring(_encoded_accuracy, name="valid_acc",
                                               lower_is_better=False)
         callbacks["teacher_check"] = TeacherCheck()
         callbacks["pid_gate"] = PIDGate()
+        callbacks["early_stopping"] = StudentEarlyStopping()
         callbacks["print_log"] = DistillerPrintLog()
         return list(callbacks.items())
 
@@ -410,49 +315,7 @@ class PIDDistiller(NeuralNetClassifier):
         kept as parameters, so that a later ``fit``, which rebuilds the optimizers,
         uses them too.
         """
-        built = sorted(k for k in kwargs if k.startswith("teacher__"))
-        if built:
-            raise ValueError(
-                f"{', '.join(built)}: the teacher is passed already built, so teacher__* "
-                "parameters cannot configure it; pass a new teacher instead.")
-        initialized = self.initialized_
-        if initialized:
-            check_params_given(self, kwargs)
-        new_teacher = "teacher" in kwargs
-        if new_teacher:
-            set_plain(self, "teacher", kwargs.pop("teacher"))
-        if isinstance(kwargs.get("method"), torch.nn.Module) and not initialized:
-            # an initialized net has registered "method" as a component: skorch sets it
-            set_plain(self, "method", kwargs.pop("method"))
-        # skorch takes an optimizer class set on an initialized net for a component
-        # parameter and fails ("Something went wrong"): set the class as the plain
-        # parameter it is and rebuild the optimizers below.
-        new_classes = ({k: kwargs.pop(k) for k in OPTIMIZERS if k in kwargs}
-                       if initialized else {})
-        for name, value in new_classes.items():
-            setattr(self, name, value)
-        if initialized:
-            # skorch rebuilds a component for each prefixed parameter set on an
-            # initialized net, and fails ("Something went wrong") for the prefixes that
-            # name none: the DataLoaders' and the dataset's, read afresh by every fit.
-            for key in [k for k in kwargs if k.partition("__")[0] in READ_PER_FIT]:
-                setattr(self, key, kwargs.pop(key))
-        super().set_params(**kwargs)
-        if initialized:
-            keep_optimizer_params(self, kwargs)
-            for name in new_classes:  # only the optimizer given: the other keeps its state
-                setattr(self, name + "_", self._optimizer_for(name))
-            self._teacher_side_changed({*kwargs, *(["teacher"] if new_teacher else [])})
-        if "pid_gate" in kwargs and not self.pid_gate:
-            self.pid_gates_ = {}
-        return self
-
-    def _teacher_side_changed(self, names) -> None:
-        """After ``set_params`` of ``names`` on an initialized net: rewrap the teacher for
-        new layers (unknown paths fail here, not at the next fit)."""
-        if names & {"teacher", "teacher_layers", "teacher_cache", "student_layers"}:
-            self.teacher_ = self._frozen_teacher()
-            resolve_layers(self._student(), self._layer_lists()[1], "student_layers")
+        return set_params(self, super().set_params, kwargs)
 
     # ------------------------------------------------------------------ seeding
     def fit(self, X, y, **fit_params):
@@ -479,7 +342,8 @@ class PIDDistiller(NeuralNetClassifier):
         """skorch's ``initialize`` (a new student, criteria and optimizers, seeded by
         ``random_state``); forgets the classes and measurements of an earlier fit."""
         with seeded(self):
-            for name in ("classes_inferred_", "teacher_information_", "pid_gates_"):
+            for name in ("classes_inferred_", "teacher_information_", "nuisance_layers_",
+                         "pid_gates_"):
                 vars(self).pop(name, None)
             return super().initialize()
 
@@ -493,28 +357,29 @@ class PIDDistiller(NeuralNetClassifier):
         self.classes_inferred_ = classes
 
     def get_iterator(self, dataset, training=False):
-        """skorch's ``get_iterator``, with two changes.
-
-        A training epoch whose last batch would hold a single row drops that batch (one
-        row, a different one each epoch when shuffled): BatchNorm cannot normalise one
-        row in training mode. Set ``iterator_train__drop_last`` yourself to decide
-        otherwise. In a seeded call the DataLoaders get the call's own generator (unless
-        ``iterator_*__generator`` is set), so that the batch order neither draws from nor
-        depends on torch's global generator.
-        """
+        """skorch's ``get_iterator``; a training epoch whose last batch would hold a
+        single row drops it (BatchNorm cannot normalise one row; set
+        ``iterator_train__drop_last`` to decide otherwise), and in a seeded call the
+        DataLoaders get the call's own generator (unless ``iterator_*__generator`` is
+        set)."""
         prefix = "iterator_train" if training else "iterator_valid"
         kwargs = self.get_params_for(prefix)
         kwargs.setdefault("batch_size", self.batch_size)
         if kwargs["batch_size"] == -1:
             kwargs["batch_size"] = len(dataset)
-        if training and "drop_last" not in kwargs and single_row_tail(
-                len(dataset), kwargs["batch_size"]):
+        if training and "drop_last" not in kwargs and short_tail(
+                len(dataset), kwargs["batch_size"], self._min_batch_size()):
             kwargs["drop_last"] = True
         iterator = getattr(self, prefix)
         generator = loader_generator(self, prefix)
-        if generator is not None and "generator" not in kwargs and _is_dataloader(iterator):
+        if generator is not None and "generator" not in kwargs and is_dataloader(iterator):
             kwargs["generator"] = generator
         return iterator(dataset, **kwargs)
+
+    def _min_batch_size(self) -> int:
+        """The smallest training batch: 2 (BatchNorm), or a criterion's minimum."""
+        method = getattr(self, "method_", None)
+        return max(2, getattr(unwrap(method), "min_batch_size", 2) if method else 2)
 
     def effective_pid_weight(self) -> float:
         """``pid_weight``, with ``"auto"`` resolved to the method's recommended weight."""
@@ -537,8 +402,9 @@ class PIDDistiller(NeuralNetClassifier):
         return self
 
     def _frozen_teacher(self) -> FrozenTeacher:
+        # "auto" decides per fit, from the input (on_train_begin)
         return FrozenTeacher(self.teacher, self._layer_lists()[0], device=self._placement(),
-                             cache=self.teacher_cache)
+                             cache=self.teacher_cache is True)
 
     def _placement(self):
         """Device of the teacher and of the distillation parts: ``device``."""
@@ -546,11 +412,11 @@ class PIDDistiller(NeuralNetClassifier):
 
     def _method(self) -> DistillationLoss:
         """The distillation criterion, also where a data-parallel wrapper holds it."""
-        return _unwrap(self.method_)
+        return unwrap(self.method_)
 
     def _student(self) -> torch.nn.Module:
         """The student module, also where a data-parallel wrapper holds it."""
-        return _unwrap(self.module_)
+        return unwrap(self.module_)
 
     def initialize_criterion(self):
         """The student's criterion (skorch) plus the distillation criterion ``method_``."""
@@ -558,9 +424,7 @@ class PIDDistiller(NeuralNetClassifier):
         # set_params(method=..., method__...) on an initialized net comes straight here
         cls = method_class(self.method)
         kwargs = self.get_params_for("method")
-        # The constructor runs the same checks; here they name the parameters as the
-        # user gave them (method__rounds, not rounds).
-        cls.check_params(kwargs, prefix="method__")
+        cls.check_params(kwargs, prefix="method__")  # errors name method__rounds
         if isinstance(self.method, str):
             # the net-level settings are the source; method__* given too take precedence
             settings = {name: getattr(self, name)
@@ -568,10 +432,8 @@ class PIDDistiller(NeuralNetClassifier):
             method = cls(**{**settings, **kwargs})
         else:
             method = self.initialized_instance(self.method, kwargs)
-        # Set inside skorch's criterion context, so skorch registers method_ as it does
-        # any new criterion: set to train/eval with the net, moved to the device, saved
-        # by save_params(f_method=...), and "method__*" parameters routed to it and
-        # rebuilding it (constructor, set_params, grid searches).
+        # set inside skorch's criterion context: skorch registers method_ as any criterion
+        # (train/eval, device, f_method, method__* routing in constructor and set_params)
         self.method_ = method.to(self._placement())
         return self
 
@@ -584,46 +446,13 @@ class PIDDistiller(NeuralNetClassifier):
 
     def initialize_optimizer(self, triggered_directly=None):
         """``optimizer_`` for the student side, ``filter_optimizer_`` for RID's teacher
-        filters and heads.
-
-        Both are built from ``initialize`` on, so that skorch registers both the way it
-        registers any optimizer made here, and routes ``filter_optimizer__*`` as it
-        routes ``optimizer__*`` (constructor, ``set_params``, grid searches). The
-        filters only exist from the first batch of ``fit``, which calls this again;
-        until then, and for methods without filters, the filter optimizer holds a
-        placeholder parameter only (torch refuses an optimizer without parameters).
-        """
+        filters and heads, both built from ``initialize`` on so that skorch registers
+        them and routes ``filter_optimizer__*`` as it routes ``optimizer__*``. The parts
+        built on the first batch of ``fit`` call this again; until then (and for
+        methods without filters) the filter optimizer holds a placeholder parameter."""
         for name in OPTIMIZERS:
-            setattr(self, name + "_", self._optimizer_for(name))
+            setattr(self, name + "_", build_optimizer(self, name))
         return self
-
-    def _optimizer_for(self, prefix: str):
-        """A new ``optimizer`` (the student side) or ``filter_optimizer``. The filter
-        optimizer without a class of its own is the student's: its class and its
-        ``optimizer__*`` settings (``filter_optimizer__*`` take precedence)."""
-        teacher_side = {id(p) for p in self._method().teacher_side_parameters()}
-        filters = prefix == "filter_optimizer"
-        named = [(name, p) for name, p in self.get_all_learnable_params()
-                 if (id(p) in teacher_side) == filters]
-        if not named:
-            named = [("placeholder", torch.zeros(1, requires_grad=True))]
-        args, kwargs = self.get_params_for_optimizer(prefix, named)
-        cls = getattr(self, prefix)
-        if filters and cls is None:
-            # the student's optimizer settings (momentum, weight decay, ...); the learning
-            # rate is the net's lr unless filter_optimizer__lr is set
-            cls = self.optimizer
-            inherited = {k: v for k, v in self.get_params_for("optimizer").items()
-                         if k not in ("param_groups", "lr")}
-            kwargs = {**inherited, **kwargs}
-        return self._build_optimizer(prefix, cls, args, kwargs)
-
-    def _build_optimizer(self, prefix, cls, args, kwargs):
-        lr_name = f"{prefix}__lr" if f"{prefix}__lr" in vars(self) else "lr"
-        for group in args[0]:
-            check_lr_for(group.get("lr", kwargs["lr"]), group["params"],
-                         lr_name if "lr" not in group else f"{prefix}__param_groups")
-        return construct_optimizer(prefix, cls, args, kwargs)
 
     # ------------------------------------------------------------------ save / load
     def save_params(self, f_params=None, f_optimizer=None, f_criterion=None,
@@ -633,21 +462,9 @@ class PIDDistiller(NeuralNetClassifier):
         filter optimizer, the gates, the teacher's information), so that skorch's
         ``Checkpoint`` + ``LoadInitState`` resume exactly. See the user guide, "Saving,
         resuming and continuing training"."""
-        if use_safetensors and (f_criterion is not None or f_optimizer is not None):
-            raise ValueError("use_safetensors: f_criterion and f_optimizer of a "
-                             "PIDDistiller hold optimizer states and training state, "
-                             "which safetensors cannot store; save them with "
-                             "use_safetensors=False.")
-        others = {k: v for k, v in dict(f_params=f_params, f_history=f_history,
-                                        **kwargs).items() if v is not None}
-        if others or (f_criterion is None and f_optimizer is None):
-            super().save_params(use_safetensors=use_safetensors, **others)
-        if f_criterion is not None or f_optimizer is not None:
-            self.check_is_fitted(["criterion_", "optimizer_"])
-        if f_criterion is not None:
-            save(criterion_bundle(self), f_criterion)
-        if f_optimizer is not None:
-            save(optimizer_bundle(self), f_optimizer)
+        save_params(self, super().save_params, f_params=f_params, f_optimizer=f_optimizer,
+                    f_criterion=f_criterion, f_history=f_history,
+                    use_safetensors=use_safetensors, **kwargs)
 
     def load_params(self, f_params=None, f_optimizer=None, f_criterion=None,
                     f_history=None, checkpoint=None, use_safetensors=False, **kwargs):
@@ -656,28 +473,9 @@ class PIDDistiller(NeuralNetClassifier):
         built from the saved shapes where the net has not built them yet, so that
         ``initialize()`` + ``load_params(...)`` + ``partial_fit`` continues the saved
         run."""
-        files = {}
-        if checkpoint is not None:
-            if not self.initialized_:
-                self.initialize()
-            if f_history is None and checkpoint.f_history is not None:
-                # as skorch: the history first, which names the checkpoint's files
-                self.history = History.from_file(checkpoint.f_history_)
-            files.update(checkpoint.get_formatted_files(self))
-        files.update({k: v for k, v in dict(f_params=f_params, f_optimizer=f_optimizer,
-                                            f_criterion=f_criterion, f_history=f_history,
-                                            **kwargs).items() if v is not None})
-        f_criterion, f_optimizer = files.pop("f_criterion", None), files.pop("f_optimizer", None)
-        files = {k: v for k, v in files.items() if v is not None}
-        if files:
-            super().load_params(use_safetensors=use_safetensors, **files)
-        if "f_history" in files:
-            restore_best_scores(self)
-        if f_criterion is not None:
-            load_criterion_bundle(self, load(f_criterion, self))
-        if f_optimizer is not None:
-            parts_loaded = f_criterion is not None or "f_method" in files
-            load_optimizer_bundle(self, load(f_optimizer, self), parts_loaded)
+        load_params(self, super().load_params, f_params=f_params, f_optimizer=f_optimizer,
+                    f_criterion=f_criterion, f_history=f_history, checkpoint=checkpoint,
+                    use_safetensors=use_safetensors, **kwargs)
 
     # ------------------------------------------------------------------ data
     def check_data(self, X, y=None):
@@ -720,7 +518,6 @@ class PIDDistiller(NeuralNetClassifier):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     # ------------------------------------------------------------------ representations
-    @torch.no_grad()
     def representations(self, X, pair=0, *, side="both", max_features=None):
         """Teacher and student representations of ``X`` at layer pairs.
 
@@ -748,70 +545,7 @@ class PIDDistiller(NeuralNetClassifier):
             where ``pair`` is a list.
         """
         self.check_is_fitted()
-        pairs = [self._check_pair(p) for p in
-                 (pair if isinstance(pair, (list, tuple)) else [pair])]
-        check_choice(side, "side", ("both", "teacher", "student"))
-        teacher, student = side in ("both", "teacher"), side in ("both", "student")
-        dataset = X if isinstance(X, TorchDataset) else self.get_dataset(X)
-        out = [([], []) for _ in pairs]
-        for batch in self._measurement_iterator(dataset):
-            xb, _ = unpack_data(batch)
-            _, t_reps, _, s_reps = self._run_batch(xb, pairs, teacher, student)
-            for k, (t_out, s_out) in enumerate(out):
-                if teacher:
-                    t_out.append(to_numpy(pool_features(t_reps[k], max_features)))
-                if student:
-                    s_out.append(to_numpy(pool_features(s_reps[k], max_features)))
-        result = [(np.concatenate(t) if teacher else None,
-                   np.concatenate(s) if student else None) for t, s in out]
-        return result if isinstance(pair, (list, tuple)) else result[0]
-
-    def _check_pair(self, pair):
-        """A layer-pair index, or None for the logits; a clear error otherwise."""
-        if pair is None or (isinstance(pair, str) and pair == "logits"):
-            return None
-        n_pairs = len(self._layer_lists()[0])
-        if (not isinstance(pair, numbers.Integral) or isinstance(pair, bool)
-                or not 0 <= pair < n_pairs):
-            raise ValueError(f"pair must be 'logits' or an index into teacher_layers / "
-                             f"student_layers (0 to {n_pairs - 1}); got {pair!r}.")
-        return int(pair)
-
-    def _measurement_iterator(self, dataset):
-        """Batches over ``dataset`` in order, on every process (not prepared by an
-        accelerator), drawing from no global generator."""
-        kwargs = self.get_params_for("iterator_valid")
-        kwargs.setdefault("batch_size", self.batch_size)
-        if kwargs["batch_size"] == -1:
-            kwargs["batch_size"] = len(dataset)
-        if _is_dataloader(self.iterator_valid):
-            kwargs.setdefault("generator", torch.Generator())
-        return self.iterator_valid(dataset, **kwargs)
-
-    @torch.no_grad()
-    def _run_batch(self, xb, pairs, teacher=True, student=True):
-        """``(teacher logits, [teacher rep per pair], student logits, [student rep per
-        pair])`` of one batch, the student in eval mode (its BatchNorm statistics do not
-        move); ``pairs`` hold layer-pair indices or None (the logits)."""
-        t_logits = t_reps = s_logits = s_reps = None
-        if teacher:
-            t_logits, t_feats = self.teacher_(xb)
-            t_reps = [t_logits if p is None else t_feats[p] for p in pairs]
-        if student:
-            paths = self._layer_lists()[1]
-            layers = resolve_layers(self._student(),
-                                    [None if p is None else paths[p] for p in pairs],
-                                    "student_layers")
-            module = self._student()
-            with _eval(module), capture(layers) as slots:
-                x = to_tensor(xb, device=self._placement())
-                s_logits = module(**x) if isinstance(x, Mapping) else module(x)
-            check_captured(slots, [None if p is None else paths[p] for p in pairs],
-                           "student_layers", "student")
-            while isinstance(s_logits, (tuple, list)):
-                s_logits = s_logits[0]
-            s_reps = [s_logits if slot is None else slot for slot in slots]
-        return t_logits, t_reps, s_logits, s_reps
+        return collect(self, X, pair, side, max_features)
 
     # ------------------------------------------------------------------ training hooks
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -823,20 +557,12 @@ class PIDDistiller(NeuralNetClassifier):
         check_finite_input(X)
         self.check_data(X, y)
         classes = self.classes_
-        teacher_classes = self.teacher_.classes
-        if teacher_classes is not None and (
-                len(teacher_classes) != len(classes)
-                or not np.array_equal(np.sort(teacher_classes), classes)):
-            raise ValueError(
-                f"teacher: it predicts classes {np.asarray(teacher_classes).tolist()} but y "
-                f"has classes {classes.tolist()}.")
-        t_logits, t_feats, s_logits, s_feats = self._probe(X, y)
-        if t_logits.shape[1] != len(classes):
-            raise ValueError(f"teacher: it outputs {t_logits.shape[1]} logits but y has "
-                             f"{len(classes)} classes.")
-        if s_logits.shape[1] != len(classes):
-            raise ValueError(f"module: the student outputs {s_logits.shape[1]} logits but y "
-                             f"has {len(classes)} classes.")
+        if self.teacher_cache == "auto":
+            # a fixed array of rows: each row's teacher outputs are computed once; a
+            # Dataset may augment its rows at random (every sample a new row)
+            self.teacher_.cache = not isinstance(X, TorchDataset)
+        t_logits, t_feats, s_logits, s_feats = probe(self, X, y)
+        check_classes(classes, self.teacher_.classes, t_logits, s_logits)
         t_names, s_names = self._layer_lists()
         t_shapes = [f.shape for f in t_feats]
         s_shapes = [f.shape for f in s_feats]
@@ -851,88 +577,75 @@ class PIDDistiller(NeuralNetClassifier):
                 # the optimizers now take the new parts (registered at initialize
                 # already); without new parameters they keep their state
                 self.initialize_optimizer()
-        self._check_batch_size(X, y)
+        check_batch_size(self)
         if not len(self.history):  # a new fit (the teacher check, a callback, measures)
-            self.teacher_information_ = {}
+            self.teacher_information_, self.nuisance_layers_ = {}, set()
+        self._prepare_method(method, X, y)
 
-    def _check_batch_size(self, X, y) -> None:
-        """BatchNorm in the distillation parts cannot normalise one row in training."""
-        batch_size = self.get_params_for("iterator_train").get("batch_size",
-                                                                self.batch_size)
-        has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-                            for m in self._method().modules())
-        if has_batchnorm and batch_size == 1:
-            raise ValueError(
-                f"batch_size=1: the distillation parts of method={self.method!r} "
-                "normalise over the batch (BatchNorm) and need training batches of at "
-                "least 2 rows.")
-
-    def _probe(self, X, y):
-        """The networks' outputs on a first batch (the student's paired layers only for
-        feature methods), for the shapes the distillation parts are built for."""
-        batch = next(iter(self._measurement_iterator(self.get_dataset(X, y))))
-        xb, _ = unpack_data(batch)
-        n_pairs = len(self._layer_lists()[0])
-        features = self._method().uses_features
-        try:
-            t_logits, t_feats, s_logits, s_feats = self._run_batch(
-                xb, list(range(n_pairs)), student=features)
-            if not features:
-                s_logits = self._run_batch(xb, [None], teacher=False)[2]
-                s_feats = [s_logits] * n_pairs
-        except RuntimeError as exc:
-            hint = _dtype_mismatch(xb, self._student(), self.teacher_)
-            if hint is None:
-                raise
-            raise TypeError(f"{hint} ({exc})") from exc
-        return t_logits, t_feats, s_logits, s_feats
+    def _prepare_method(self, method, X, y) -> None:
+        """Give a criterion what it needs of the training rows (class means, a memory
+        bank indexed by row) at the start of a fit, and the row index every call."""
+        needs_rows = getattr(method, "needs_row_index", False)
+        prepares = type(method).prepare is not DistillationLoss.prepare
+        if not (needs_rows or prepares):
+            return
+        dataset_train, _ = self.get_split_datasets(X, y)  # the rows the fit trains on
+        if prepares and (not len(self.history) or not getattr(method, "is_prepared", True)):
+            method.prepare(TrainingData(self, dataset_train))
+        if needs_rows:
+            self.row_index_ = RowIndex(self, dataset_train)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        """Drop the teacher's measured codes of this call (they hold for its data)."""
+        """Drop what holds for this call's data: the teacher's codes, the row index."""
         super().on_train_end(net, X=X, y=y, **kwargs)
-        vars(self).pop("teacher_codes_", None)
+        for name in ("teacher_codes_", "row_index_"):
+            vars(self).pop(name, None)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Reseed for this epoch; RID's schedule: the optimizer updates of an epoch."""
         super().on_epoch_begin(net, dataset_train=dataset_train,
                                dataset_valid=dataset_valid, **kwargs)
         reseed_epoch(self, len(self.history))
-        it_params = self.get_params_for("iterator_train")
-        batch_size = it_params.get("batch_size", self.batch_size)
-        n = len(dataset_train)
-        drop_last = it_params.get("drop_last", single_row_tail(n, batch_size))
-        if not batch_size or batch_size < 0:
-            per_epoch = 1
-        elif drop_last:
-            per_epoch = max(n // batch_size, 1)
-        else:
-            per_epoch = math.ceil(n / batch_size)
-        self.total_steps_ = self._updates_per_epoch(per_epoch) * self.max_epochs
+        params = self.get_params_for("iterator_train")
+        self.steps_per_epoch_ = self._updates_per_epoch(batches_per_epoch(
+            len(dataset_train), params.get("batch_size", self.batch_size),
+            params.get("drop_last"), self._min_batch_size()))
         method = self._method()
-        rounds = getattr(method, "rounds", 1)
-        if (getattr(method, "two_phase", False) and not self.history[:-1]
-                and self.total_steps_ < 2 * rounds):
-            warnings.warn(
-                f"RID schedule: {self.total_steps_} optimizer steps for {rounds} rounds; "
-                "each round needs at least one teacher and one student step. Lower "
-                "rounds, or raise max_epochs or the number of batches.", UserWarning)
+        if getattr(method, "two_phase", False) and not self.history[:-1]:
+            length = method.round_length(self.steps_per_epoch_, self.max_epochs)
+            if length * method.teacher_ratio < 1 or length * (1 - method.teacher_ratio) < 1:
+                warnings.warn(
+                    f"RID schedule: rounds of {length:.3g} optimizer steps; each round "
+                    "needs at least one teacher and one student step. Lengthen the "
+                    "rounds (method__round_epochs, or fewer rounds), or use more "
+                    "batches.", UserWarning)
 
-    def _gate(self, name: str) -> float:
+    def _gate(self, name: str, layer: str) -> float:
+        """The weight of one distilled teacher representation (``layer``): 0 where the
+        teacher check found it without task information (``teacher_check="warn"``),
+        else ``pid_gate``'s gate ``name`` (1 without the gate)."""
+        if layer in getattr(self, "nuisance_layers_", ()):
+            return 0.0
         gate = getattr(self, "pid_gates_", {}).get(name) if self.pid_gate else None
         return 1.0 if gate is None else gate.gate
+
+    def _gated(self) -> bool:
+        """Whether some distilled term is weighted (``pid_gate``, or a nuisance layer)."""
+        return self.pid_gate or bool(getattr(self, "nuisance_layers_", ()))
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Average the per-batch loss terms into epoch columns of ``history``."""
         super().on_epoch_end(net, dataset_train=dataset_train,
                              dataset_valid=dataset_valid, **kwargs)
         batches = self.history[-1, "batches"]
-        for prefix in ("train", "valid"):
-            for term in _TERMS:
-                key = f"{prefix}_{term}"
-                rows = [(b[key], b.get(f"{prefix}_batch_size", 1)) for b in batches if key in b]
-                if rows:
-                    values, weights = zip(*rows)
-                    self.history.record(key, float(np.average(values, weights=weights)))
+        # every term a criterion records per batch (skorch averages the losses itself)
+        keys = {key for b in batches for key in b
+                if key.startswith(("train_", "valid_")) and key not in _SKORCH_KEYS}
+        for key in sorted(keys):
+            prefix = key.partition("_")[0]
+            rows = [(b[key], b.get(f"{prefix}_batch_size", 1)) for b in batches if key in b]
+            values, weights = zip(*rows)
+            self.history.record(key, float(np.average(values, weights=weights)))
         phases = [b["phase"] for b in batches if "phase" in b]
         if phases:
             self.history.record("teacher_phase", phases.count("teacher") / len(phases))
@@ -959,7 +672,7 @@ class PIDDistiller(NeuralNetClassifier):
         """One optimization step of the active phase: skorch's step, except that only
         the phase's optimizer is zeroed and stepped."""
         method = self._method()
-        self.phase_ = method.phase(getattr(self, "total_steps_", 1))
+        self.phase_ = method.phase(getattr(self, "steps_per_epoch_", 1), self.max_epochs)
         if self.phase_ == "teacher" and not method.teacher_side_parameters():
             raise RuntimeError("RID teacher phase before the filters were built.")
         if self.phase_ == "teacher":
@@ -1026,9 +739,9 @@ class PIDDistiller(NeuralNetClassifier):
         return resolve_layers(self._student(), paths, "student_layers")
 
     def _pair_weights(self, device) -> torch.Tensor:
-        """``pid_gate``'s gate of each layer pair, for the criterion's per-pair terms."""
-        n_pairs = len(self._layer_lists()[0])
-        return torch.tensor([self._gate(f"gate_{k}") for k in range(n_pairs)],
+        """The weight of each layer pair (:meth:`_gate`), for the criterion's terms."""
+        return torch.tensor([self._gate(f"gate_{k}", layer or "logits")
+                             for k, layer in enumerate(self._layer_lists()[0])],
                             dtype=torch.float32, device=device)
 
     def _take_student_feats(self, y_pred):
@@ -1056,7 +769,7 @@ class PIDDistiller(NeuralNetClassifier):
         s_feats = self._take_student_feats(y_pred)
         phase = self.phase_ if training else "student"
         prefix = "train" if training else "valid"
-        ce = self.criterion_(_as_float32(y_pred), y_true)
+        ce = self.criterion_(as_float32(y_pred), y_true)
         terms = {"ce": ce}
         method = self._method()
         # "student_ce": RID's concurrent student step in a teacher phase (no distance)
@@ -1067,27 +780,32 @@ class PIDDistiller(NeuralNetClassifier):
             t_logits, t_feats = teacher_out = self.teacher_(X)
             # Under autocast (mixed precision) forward passes give half-precision
             # tensors; the loss terms are computed from float32 copies.
-            t_logits, t_feats = _as_float32(t_logits), [_as_float32(f) for f in t_feats]
-            s_feats = [_as_float32(f) for f in s_feats]
+            t_logits, t_feats = as_float32(t_logits), [as_float32(f) for f in t_feats]
+            s_feats = [as_float32(f) for f in s_feats]
             if needs_method:
                 row_hash = None
                 if phase == "teacher" and getattr(method, "needs_row_hash", False):
                     row_hash = row_hashes(X).to(y_pred.device)
                 weights = (self._pair_weights(y_pred.device)
-                           if self.pid_gate and method.uses_features else None)
+                           if self._gated() and method.uses_features else None)
                 per_pair = weights is not None and method.weights_pairs
-                terms.update(self._method_terms(phase, y_pred, t_logits, s_feats, t_feats,
-                                                y_true, row_hash=row_hash,
-                                                **({"pair_weights": weights} if per_pair
-                                                   else {})))
-                if self.pid_gate and "distill" in terms and not per_pair:
+                if training and getattr(method, "needs_row_index", False):
+                    extra = {"index": self.row_index_(X).to(y_pred.device)}
+                else:
+                    extra = {}
+                if per_pair:
+                    extra["pair_weights"] = weights
+                terms.update(self._method_terms(
+                    phase, y_pred, t_logits, s_feats, t_feats, y_true, row_hash=row_hash,
+                    epoch=len(self.history), training=training, **extra))
+                if self._gated() and "distill" in terms and not per_pair:
                     # logit methods: the logits' gate; a criterion without per-pair
                     # weights: the mean gate of its pairs
                     terms["distill"] = terms["distill"] * (
-                        self._gate(LOGITS) if weights is None else weights.mean())
+                        self._gate(LOGITS, "logits") if weights is None else weights.mean())
             if self.kd_weight > 0 and phase != "teacher":
-                terms["kd"] = (kd_loss(_as_float32(y_pred), t_logits, self.temperature)
-                               * self._gate(LOGITS))
+                terms["kd"] = (kd_loss(as_float32(y_pred), t_logits, self.temperature)
+                               * self._gate(LOGITS, "logits"))
         if phase == "teacher":
             loss = terms["filter_ce"] + terms["distance"]
         else:
@@ -1103,35 +821,7 @@ class PIDDistiller(NeuralNetClassifier):
         if not (math.isfinite(total) and all(map(math.isfinite, values.values()))):
             report_nonfinite(self, values, total, training, phase, X, y_pred, s_feats,
                              teacher_out)
-        return loss
-
-
-def _unwrap(module):
-    # DistributedDataParallel and DataParallel hold the wrapped module in ``.module``.
-    parallel = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
-    while isinstance(module, parallel):
-        module = module.module
-    return module
-
-
-def _as_float32(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.float() if tensor.is_floating_point() else tensor
-
-
-def _is_dataloader(iterator) -> bool:
-    return isinstance(iterator, type) and issubclass(iterator, DataLoader)
-
-
-def _dtype_mismatch(xb, student, teacher) -> str | None:
-    """The message for a batch the networks failed on because of its dtype, if so."""
-    if not isinstance(xb, torch.Tensor):
-        return None
-    dtypes = {p.dtype for module in (student, teacher.module) if module is not None
-              for p in module.parameters() if p.is_floating_point()}
-    if not dtypes or xb.dtype in dtypes:
-        return None
-    wanted = ", ".join(sorted(str(d).replace("torch.", "") for d in dtypes))
-    got = str(xb.dtype).replace("torch.", "")
-    return (f"X: the networks failed on a batch of dtype {got} "
-            f"while their parameters are {wanted}; convert X first, e.g. "
-            f"X.astype(np.{wanted.split(',')[0]})")
+        # Validation scores the student as a classifier: valid_loss, which early
+        # stopping, checkpoints and "best" markers monitor, is its cross-entropy (the
+        # distillation terms are recorded apart, as valid_distill, ...)
+        return loss if training else ce

@@ -38,6 +38,15 @@ def check_rounds(value, name: str = "rounds") -> int:
     return check_int(value, name, minimum=1)
 
 
+def check_optional_rounds(value, name: str = "rounds"):
+    """RID's R: None (rounds of ``round_epochs`` epochs) or an int >= 1."""
+    return None if value is None else check_int(value, name, minimum=1)
+
+
+def check_round_epochs(value, name: str = "round_epochs") -> float:
+    return check_real(value, name, low=0, low_open=True, expected="> 0 and finite")
+
+
 def check_teacher_ratio(value, name: str = "teacher_ratio") -> float:
     # 0 would never train the filters, 1 never the student
     return check_real(value, name, low=0, high=1, low_open=True, high_open=True,
@@ -339,9 +348,10 @@ class DistillationLoss(nn.Module):
         nothing.
         """
 
-    def phase(self, total_steps: int) -> str:
-        """The phase of the next optimizer update under a schedule of ``total_steps``
-        updates: ``"student"`` for one-phase criteria (see :class:`RIDLoss`)."""
+    def phase(self, steps_per_epoch: int, max_epochs: int) -> str:
+        """The phase of the next optimizer update, with ``steps_per_epoch`` updates an
+        epoch and ``max_epochs`` planned: ``"student"`` for one-phase criteria (see
+        :class:`RIDLoss`)."""
         return "student"
 
     def count_update(self, phase: str) -> None:
@@ -464,10 +474,19 @@ class RIDLoss(DistillationLoss):
     The research code's RID is ``variance_penalty="square", variance_init=5.0,
     normalize=False, info_gate=False, concurrent=False, pool_heads=False``.
 
+    The schedule: rounds of ``round_epochs`` epochs, however long training runs (it
+    stops early by default, or goes on with ``partial_fit``), each starting with its
+    teacher phase; ``rounds=R`` lays R rounds over ``max_epochs`` instead, the paper's
+    layout. The position counts optimizer updates over every call since the criterion
+    was built.
+
     Parameters
     ----------
-    rounds : int, default=10
-        R, the number of teacher/student alternations over ``max_epochs``.
+    rounds : int or None, default=None
+        None: rounds of ``round_epochs`` epochs. R: R teacher/student alternations
+        over ``max_epochs`` (the paper's R = 10).
+    round_epochs : float, default=10.0
+        The length of a round in epochs (> 0), where ``rounds`` is None.
     teacher_ratio : float, default=0.25
         ρ, the share of each round spent in the teacher phase.
     variance_penalty : {"fixed", "log", "square"}, default="fixed"
@@ -515,7 +534,8 @@ class RIDLoss(DistillationLoss):
     student_terms = ("distill", "distance", "gate")
     weights_pairs = True
     teacher_terms = ("filter_ce", "distance")
-    param_checks = {"rounds": check_rounds, "teacher_ratio": check_teacher_ratio,
+    param_checks = {"rounds": check_optional_rounds, "round_epochs": check_round_epochs,
+                    "teacher_ratio": check_teacher_ratio,
                     "variance_penalty": check_variance_penalty,
                     "variance_init": check_variance_init, "pool_heads": check_flag,
                     "head_pool_size": check_rounds, "filter_holdout": check_filter_holdout,
@@ -523,20 +543,23 @@ class RIDLoss(DistillationLoss):
                     "gate_holdout": check_gate_share, "gate_momentum": check_gate_share,
                     "concurrent": check_flag}
 
-    def __init__(self, rounds: int = 10, teacher_ratio: float = 0.25,
+    def __init__(self, rounds: int | None = None, teacher_ratio: float = 0.25,
                  variance_penalty: str = "fixed", variance_init: float = 1.0,
                  pool_heads: bool = True, head_pool_size: int = 2,
                  filter_holdout: float = 0.0, normalize: bool = True,
                  info_gate: bool = True, gate_holdout: float = 0.3,
-                 gate_momentum: float = 0.8, concurrent: bool = True):
+                 gate_momentum: float = 0.8, concurrent: bool = True,
+                 round_epochs: float = 10.0):
         super().__init__()
         RIDLoss.check_params(dict(
-            rounds=rounds, teacher_ratio=teacher_ratio, variance_penalty=variance_penalty,
+            rounds=rounds, round_epochs=round_epochs, teacher_ratio=teacher_ratio,
+            variance_penalty=variance_penalty,
             variance_init=variance_init, pool_heads=pool_heads,
             head_pool_size=head_pool_size, filter_holdout=filter_holdout,
             normalize=normalize, info_gate=info_gate, gate_holdout=gate_holdout,
             gate_momentum=gate_momentum, concurrent=concurrent))
         self.rounds = rounds
+        self.round_epochs = round_epochs
         self.teacher_ratio = teacher_ratio
         self.variance_penalty = variance_penalty
         self.variance_init = variance_init
@@ -604,11 +627,18 @@ class RIDLoss(DistillationLoss):
             return []
         return list(self.teacher_filters.parameters()) + list(self.heads.parameters())
 
-    def phase(self, total_steps: int) -> str:
-        """``rid_phase`` of the next update: the position counts every update of every
+    def round_length(self, steps_per_epoch: int, max_epochs: int) -> float:
+        """Optimizer updates per round: ``round_epochs`` epochs, or ``max_epochs / R``
+        with ``rounds=R``."""
+        if self.rounds is None:
+            return max(self.round_epochs * steps_per_epoch, 1.0)
+        return max(max_epochs * steps_per_epoch / self.rounds, 1.0)
+
+    def phase(self, steps_per_epoch: int, max_epochs: int) -> str:
+        """The phase of the next update: the position counts every update of every
         ``fit`` / ``partial_fit`` call since the criterion was built."""
-        return rid_phase(int(self.updates[0]), total_steps, self.rounds,
-                         self.teacher_ratio)[0]
+        length = self.round_length(steps_per_epoch, max_epochs)
+        return rid_phase(int(self.updates[0]), length, 1, self.teacher_ratio)[0]
 
     def count_update(self, phase: str) -> None:
         self.updates[0] += 1
@@ -696,21 +726,27 @@ class RIDLoss(DistillationLoss):
 
 class TEDLoss(RIDLoss):
     """``method="ted"``: RID with a single round (teacher filters trained first, then
-    fixed while the student learns). Same parameters as :class:`RIDLoss` except
-    ``rounds``, which is always 1."""
+    fixed while the student learns): the teacher phase is the first ``teacher_ratio``
+    of ``round_epochs`` epochs, the student phase everything after. Same parameters as
+    :class:`RIDLoss` except ``rounds``."""
 
     def __init__(self, teacher_ratio: float = 0.25, variance_penalty: str = "fixed",
                  variance_init: float = 1.0, pool_heads: bool = True,
                  head_pool_size: int = 2, filter_holdout: float = 0.0,
                  normalize: bool = True, info_gate: bool = True,
                  gate_holdout: float = 0.3, gate_momentum: float = 0.8,
-                 concurrent: bool = True):
-        super().__init__(rounds=1, teacher_ratio=teacher_ratio,
+                 concurrent: bool = True, round_epochs: float = 10.0):
+        super().__init__(rounds=None, round_epochs=round_epochs, teacher_ratio=teacher_ratio,
                          variance_penalty=variance_penalty, variance_init=variance_init,
                          pool_heads=pool_heads, head_pool_size=head_pool_size,
                          filter_holdout=filter_holdout, normalize=normalize,
                          info_gate=info_gate, gate_holdout=gate_holdout,
                          gate_momentum=gate_momentum, concurrent=concurrent)
+
+    def phase(self, steps_per_epoch: int, max_epochs: int) -> str:
+        """The teacher phase once, at the start; the student phase after it."""
+        length = self.round_length(steps_per_epoch, max_epochs)
+        return "teacher" if self.updates[0] < self.teacher_ratio * length else "student"
 
 
 def _weighted_sum(terms: list, weights) -> torch.Tensor:
@@ -746,11 +782,6 @@ class _eval:
     def __exit__(self, *exc):
         if self.active:
             self.module.train(self.was_training)
-
-
-METHODS = {"none": NoDistillation, "kd": KDLoss, "fitnet": FitNetLoss, "vid": VIDLoss,
-           "rid": RIDLoss, "ted": TEDLoss}
-"""Names accepted by ``PIDDistiller(method=...)``."""
 
 
 def rid_phase(step: int, total_steps: int, rounds: int, teacher_ratio: float):

@@ -13,8 +13,10 @@ import difflib
 import torch
 
 from .._validation import check_choice, check_flag, check_int, check_real
-from ._losses import (METHODS, DistillationLoss, check_rounds, check_teacher_ratio,
-                      check_temperature, check_variance_penalty)
+from ._hooks import resolve_layers
+from ._methods import METHODS
+from ._losses import (DistillationLoss, check_optional_rounds,
+                      check_teacher_ratio, check_temperature, check_variance_penalty)
 from ._seeding import check_random_state
 
 # The optimizers the net builds: the student side and RID's teacher filters and heads.
@@ -79,9 +81,10 @@ def _check_optimizer_class(value, name):
 # DistillationLoss.param_checks). set_params and fit both run these.
 SETTINGS = {
     "pid_weight": _check_pid_weight, "ce_weight": _check_weight, "kd_weight": _check_weight,
-    "temperature": check_temperature, "rounds": check_rounds,
+    "temperature": check_temperature, "rounds": check_optional_rounds,
     "teacher_ratio": check_teacher_ratio, "variance_penalty": check_variance_penalty,
-    "teacher_cache": check_flag,
+    "teacher_cache": lambda value, name: (value if isinstance(value, str) and value == "auto"
+                                          else check_flag(value, name)),
     "on_nonfinite": lambda value, name: check_choice(value, name, ON_NONFINITE),
     "teacher_check": lambda value, name: check_choice(value, name, TEACHER_CHECKS),
     "pid_gate": check_flag,
@@ -249,3 +252,85 @@ def check_optimizer_param(key: str, value) -> None:
         for pattern, options in value:
             if "lr" in options:
                 check_lr(options["lr"], f"{key} (lr of {pattern!r})")
+
+
+def build_optimizer(net, prefix: str):
+    """A new ``optimizer`` (the student side) or ``filter_optimizer`` of ``net``. The
+    filter optimizer without a class of its own is the student's: its class and its
+    ``optimizer__*`` settings (``filter_optimizer__*`` take precedence; the learning
+    rate is the net's ``lr`` unless ``filter_optimizer__lr`` is set)."""
+    teacher_side = {id(p) for p in net._method().teacher_side_parameters()}
+    filters = prefix == "filter_optimizer"
+    named = [(name, p) for name, p in net.get_all_learnable_params()
+             if (id(p) in teacher_side) == filters]
+    if not named:  # torch refuses an optimizer without parameters
+        named = [("placeholder", torch.zeros(1, requires_grad=True))]
+    args, kwargs = net.get_params_for_optimizer(prefix, named)
+    cls = getattr(net, prefix)
+    if filters and cls is None:
+        cls = net.optimizer
+        inherited = {k: v for k, v in net.get_params_for("optimizer").items()
+                     if k not in ("param_groups", "lr")}
+        kwargs = {**inherited, **kwargs}
+    lr_name = f"{prefix}__lr" if f"{prefix}__lr" in vars(net) else "lr"
+    for group in args[0]:
+        check_lr_for(group.get("lr", kwargs["lr"]), group["params"],
+                     lr_name if "lr" not in group else f"{prefix}__param_groups")
+    return construct_optimizer(prefix, cls, args, kwargs)
+
+
+def set_params(net, parent_set_params, kwargs: dict):
+    """``net.set_params(**kwargs)``, skorch's (``parent_set_params``) with what a
+    distiller needs around it; see :meth:`PIDDistiller.set_params`."""
+    built = sorted(k for k in kwargs if k.startswith("teacher__"))
+    if built:
+        raise ValueError(
+            f"{', '.join(built)}: the teacher is passed already built, so teacher__* "
+            "parameters cannot configure it; pass a new teacher instead.")
+    initialized = net.initialized_
+    if initialized:
+        check_params_given(net, kwargs)
+    kwargs = dict(kwargs)
+    new_teacher = "teacher" in kwargs
+    if new_teacher:
+        set_plain(net, "teacher", kwargs.pop("teacher"))
+    if isinstance(kwargs.get("method"), torch.nn.Module) and not initialized:
+        # an initialized net has registered "method" as a component: skorch sets it
+        set_plain(net, "method", kwargs.pop("method"))
+    # skorch takes an optimizer class set on an initialized net for a component
+    # parameter and fails ("Something went wrong"): set the class as the plain parameter
+    # it is and rebuild that optimizer below.
+    new_classes = ({k: kwargs.pop(k) for k in OPTIMIZERS if k in kwargs}
+                   if initialized else {})
+    for name, value in new_classes.items():
+        setattr(net, name, value)
+    if initialized:
+        # skorch rebuilds a component for each prefixed parameter set on an initialized
+        # net, and fails ("Something went wrong") for the prefixes that name none: the
+        # DataLoaders' and the dataset's, read afresh by every fit.
+        for key in [k for k in kwargs if k.partition("__")[0] in READ_PER_FIT]:
+            setattr(net, key, kwargs.pop(key))
+    parent_set_params(**kwargs)
+    if initialized:
+        keep_optimizer_params(net, kwargs)
+        for name in new_classes:  # only the optimizer given: the other keeps its state
+            setattr(net, name + "_", build_optimizer(net, name))
+        if {*kwargs, *(["teacher"] if new_teacher else [])} & {
+                "teacher", "teacher_layers", "teacher_cache", "student_layers"}:
+            # rewrap the teacher for new layers: unknown paths fail here, not at the fit
+            net.teacher_ = net._frozen_teacher()
+            resolve_layers(net._student(), net._layer_lists()[1], "student_layers")
+    if "pid_gate" in kwargs and not net.pid_gate:
+        net.pid_gates_ = {}
+    return net
+
+
+def check_batch_size(net) -> None:
+    """BatchNorm in the distillation parts cannot normalise one row in training."""
+    batch_size = net.get_params_for("iterator_train").get("batch_size", net.batch_size)
+    has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                        for m in net._method().modules())
+    if has_batchnorm and batch_size == 1:
+        raise ValueError(
+            f"batch_size=1: the distillation parts of method={net.method!r} normalise over "
+            "the batch (BatchNorm) and need training batches of at least 2 rows.")

@@ -24,11 +24,60 @@ from __future__ import annotations
 import warnings
 
 import torch
+from skorch.history import History
 
 from ._pid_gate import PairGate
 
 CRITERION = "skpid-criterion-1"
 OPTIMIZER = "skpid-optimizer-1"
+
+
+def save_params(net, parent_save, *, f_params=None, f_optimizer=None, f_criterion=None,
+                f_history=None, use_safetensors=False, **kwargs) -> None:
+    """``net.save_params``: skorch's (``parent_save``) for every file but
+    ``f_criterion`` and ``f_optimizer``, which get the bundles."""
+    if use_safetensors and (f_criterion is not None or f_optimizer is not None):
+        raise ValueError("use_safetensors: f_criterion and f_optimizer of a PIDDistiller "
+                         "hold optimizer states and training state, which safetensors "
+                         "cannot store; save them with use_safetensors=False.")
+    others = {k: v for k, v in dict(f_params=f_params, f_history=f_history,
+                                    **kwargs).items() if v is not None}
+    if others or (f_criterion is None and f_optimizer is None):
+        parent_save(use_safetensors=use_safetensors, **others)
+    if f_criterion is not None or f_optimizer is not None:
+        net.check_is_fitted(["criterion_", "optimizer_"])
+    if f_criterion is not None:
+        torch.save(criterion_bundle(net), f_criterion)
+    if f_optimizer is not None:
+        torch.save(optimizer_bundle(net), f_optimizer)
+
+
+def load_params(net, parent_load, *, f_params=None, f_optimizer=None, f_criterion=None,
+                f_history=None, checkpoint=None, use_safetensors=False, **kwargs) -> None:
+    """``net.load_params``: skorch's (``parent_load``) for every file but the bundles,
+    then the bundles (parts built from their saved shapes where needed)."""
+    files = {}
+    if checkpoint is not None:
+        if not net.initialized_:
+            net.initialize()
+        if f_history is None and checkpoint.f_history is not None:
+            # as skorch: the history first, which names the checkpoint's files
+            net.history = History.from_file(checkpoint.f_history_)
+        files.update(checkpoint.get_formatted_files(net))
+    files.update({k: v for k, v in dict(f_params=f_params, f_optimizer=f_optimizer,
+                                        f_criterion=f_criterion, f_history=f_history,
+                                        **kwargs).items() if v is not None})
+    f_criterion, f_optimizer = files.pop("f_criterion", None), files.pop("f_optimizer", None)
+    files = {k: v for k, v in files.items() if v is not None}
+    if files:
+        parent_load(use_safetensors=use_safetensors, **files)
+    if "f_history" in files:
+        restore_best_scores(net)
+    if f_criterion is not None:
+        load_criterion_bundle(net, load(f_criterion, net))
+    if f_optimizer is not None:
+        parts_loaded = f_criterion is not None or "f_method" in files
+        load_optimizer_bundle(net, load(f_optimizer, net), parts_loaded)
 
 
 def criterion_bundle(net) -> dict:
@@ -40,7 +89,8 @@ def criterion_bundle(net) -> dict:
             "method_shapes": getattr(method, "built_shapes_", None),
             "pid_gates": {name: list(gate) for name, gate in
                           getattr(net, "pid_gates_", {}).items()},
-            "teacher_information": dict(getattr(net, "teacher_information_", {}))}
+            "teacher_information": dict(getattr(net, "teacher_information_", {})),
+            "nuisance_layers": sorted(getattr(net, "nuisance_layers_", ()))}
 
 
 def optimizer_bundle(net) -> dict:
@@ -62,6 +112,7 @@ def load_criterion_bundle(net, state) -> None:
     net._method().load_state_dict(state["method"])
     net.pid_gates_ = {name: PairGate(*values) for name, values in state["pid_gates"].items()}
     net.teacher_information_ = dict(state["teacher_information"])
+    net.nuisance_layers_ = set(state.get("nuisance_layers", ()))
 
 
 def load_optimizer_bundle(net, state, parts_loaded: bool) -> None:
@@ -131,6 +182,3 @@ def load(f, net):
         "weights_only": True}
     return torch.load(f, map_location=get_map_location(net.device), **kwargs)
 
-
-def save(obj, f) -> None:
-    torch.save(obj, f)

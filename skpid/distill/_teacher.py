@@ -22,6 +22,8 @@ from ._hooks import capture, check_captured, resolve_layers
 # Probabilities are clipped before the log so that a teacher that is certain (a forest
 # voting unanimously) still gives finite logits.
 _PROBA_FLOOR = 1e-6
+#: The most bytes of teacher outputs a cache keeps.
+CACHE_BYTES = 2 ** 30
 
 
 def _is_skorch_net(obj) -> bool:
@@ -47,8 +49,9 @@ class FrozenTeacher:
         Where the torch teacher runs.
     cache : bool, default=False
         Remember the outputs for each distinct input row (keyed by its bytes), so that a
-        fixed training set is run through the teacher once. Do not use with random data
-        augmentation: every augmented sample would be a new cache entry.
+        fixed training set is run through the teacher once. At most
+        :data:`CACHE_BYTES` of outputs are kept: rows beyond that are run through the
+        teacher every time (random data augmentation makes every sample a new row).
 
     Examples
     --------
@@ -66,7 +69,7 @@ class FrozenTeacher:
         self.layers = list(layers)
         self.device = device
         self.cache = cache
-        self._cache: dict = {}
+        self._clear_cache()
         self.classes = None
         self.module = None
         self.estimator = None
@@ -117,14 +120,44 @@ class FrozenTeacher:
         if not self.cache:
             return self._forward(X)
         keys = _row_keys(X)
-        if not all(key in self._cache for key in keys):
-            logits, feats = self._forward(X)
-            for i, key in enumerate(keys):
-                self._cache[key] = (logits[i], [f[i] for f in feats])
-        rows = [self._cache[key] for key in keys]
-        logits = torch.stack([r[0] for r in rows])
-        feats = [torch.stack([r[1][k] for r in rows]) for k in range(len(self.layers))]
+        slots = [self._slots.get(key) for key in keys]
+        if None in slots:
+            outputs = self._forward(X)
+            self._remember(keys, slots, [outputs[0], *outputs[1]])
+            return outputs
+        index = torch.as_tensor(slots, device=self._store[0].device)
+        logits, *feats = (stored.index_select(0, index) for stored in self._store)
         return logits, feats
+
+    def _remember(self, keys, slots, outputs) -> None:
+        """Keep the outputs of the rows not cached yet, within :data:`CACHE_BYTES`."""
+        new = [i for i, slot in enumerate(slots) if slot is None]
+        row_bytes = sum(o[0].numel() * o.element_size() for o in outputs)
+        room = (CACHE_BYTES - self._n * row_bytes) // max(row_bytes, 1)
+        new = new[:max(int(room), 0)]
+        if not new:
+            return
+        rows = torch.as_tensor(new, device=outputs[0].device)
+        needed = self._n + len(new)
+        if not self._store or needed > len(self._store[0]):  # grow by doubling
+            size = max(needed, 2 * len(self._store[0]) if self._store else 256)
+            grown = [o.new_empty((size, *o.shape[1:])) for o in outputs]
+            for old, fresh in zip(self._store, grown):
+                fresh[:self._n] = old[:self._n]
+            self._store = grown
+        for stored, output in zip(self._store, outputs):
+            stored[self._n:needed] = output.index_select(0, rows)
+        for k, i in enumerate(new):
+            self._slots[keys[i]] = self._n + k
+        self._n = needed
+
+    @property
+    def cached_rows(self) -> int:
+        """How many distinct rows the cache holds."""
+        return self._n
+
+    def _clear_cache(self) -> None:
+        self._slots, self._store, self._n = {}, [], 0
 
     @torch.no_grad()
     def _forward(self, X):
@@ -169,7 +202,8 @@ class FrozenTeacher:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_cache"] = {}  # the cache is a run-time convenience, not model state
+        # the cache is a run-time convenience, not model state
+        state.update(_slots={}, _store=[], _n=0)
         return state
 
 

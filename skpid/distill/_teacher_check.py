@@ -248,7 +248,9 @@ class TeacherCheck(Callback):
     A representation whose permutation p-value is above :data:`LEVEL` is
     indistinguishable from one with no task information: ``teacher_check="warn"``
     issues a :class:`~skpid.exceptions.NuisanceTeacherWarning` naming the layer, the
-    estimate and the p-value; ``"raise"`` raises a ``ValueError`` with that message.
+    estimate and the p-value, and the net does not distill it (its term's weight is 0;
+    the net's ``nuisance_layers_`` names it): distilling a nuisance teacher can only
+    cost accuracy. ``"raise"`` raises a ``ValueError`` with that message.
     """
 
     def initialize(self):
@@ -262,7 +264,7 @@ class TeacherCheck(Callback):
         if key == self.checked_:
             return
         self.checked_ = key
-        net.teacher_information_ = {}
+        net.teacher_information_, net.nuisance_layers_ = {}, set()
         if net.teacher_check == "ignore" or not layers:
             return
         measured = teacher_codes(net).measure(net, "train", net.get_dataset(X, y), layers)
@@ -270,6 +272,7 @@ class TeacherCheck(Callback):
             net.teacher_information_[name] = info.bits
             if info.p_value > LEVEL:
                 _report_nuisance(net.teacher_check, name, info)
+                net.nuisance_layers_.add(name)
 
 
 def _report_nuisance(mode: str, name: str, info: TeacherInformation) -> None:
@@ -277,9 +280,9 @@ def _report_nuisance(mode: str, name: str, info: TeacherInformation) -> None:
         f"teacher layer {name!r} holds no measurable task information: I(Y;T) = "
         f"{info.bits:.3f} bits (plug-in {info.plugin_bits:.3f}), permutation p-value "
         f"{info.p_value:.3f} > {LEVEL} on {info.n_samples} training rows. Distilling "
-        "a nuisance teacher can only cost the student accuracy: check that the "
-        "teacher is trained and sees the task's input, pair another layer, or pass "
-        "teacher_check='ignore'.")
+        "a nuisance teacher can only cost the student accuracy, so it is not "
+        "distilled: check that the teacher is trained and sees the task's input, or "
+        "pair another layer (teacher_check='ignore' distills it anyway).")
     if mode == "raise":
         raise ValueError(message)
     warnings.warn(message, NuisanceTeacherWarning, stacklevel=2)

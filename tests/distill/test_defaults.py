@@ -1,4 +1,5 @@
-"""Defaults that train well for a scikit-learn user who changes nothing (issue 14, §1)."""
+"""Defaults that train well for a scikit-learn user who changes nothing (issues 14 and
+22): the documented values, the training budget, the teacher cache, nuisance teachers."""
 
 import numpy as np
 import pandas as pd
@@ -9,11 +10,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from skorch.dataset import ValidSplit
 from torch import nn
 
 from skpid import PIDDistiller
 from skpid.distill import METHODS
 from skpid.distill.models import MLP
+from skpid.exceptions import NuisanceTeacherWarning
 
 
 def tiny_net(teacher, **kw):
@@ -39,12 +42,70 @@ def teacher():
 def test_documented_defaults(teacher):
     params = PIDDistiller(MLP, teacher).get_params()
     assert params["optimizer"] is torch.optim.Adam
-    assert (params["lr"], params["max_epochs"], params["batch_size"]) == (1e-2, 50, 64)
+    assert (params["lr"], params["max_epochs"], params["batch_size"]) == (1e-2, 200, 64)
+    assert (params["method"], params["pid_weight"], params["teacher_cache"]) == (
+        "kd", "auto", "auto")
     assert params["iterator_train__shuffle"] is True
-    assert params["pid_weight"] == "auto"
+    assert params["rounds"] is None
+    callbacks = dict(PIDDistiller(MLP, teacher).initialize().callbacks_)
+    stop = callbacks["early_stopping"]
+    assert (stop.monitor, stop.patience, stop.min_steps, stop.max_steps, stop.load_best,
+            stop.lr_decay) == ("accuracy", 20, 300, 5000, True, 0.3)
     # an explicit choice wins
     assert PIDDistiller(MLP, teacher, iterator_train__shuffle=False).get_params()[
         "iterator_train__shuffle"] is False
+
+
+def test_early_stopping_waits_for_enough_updates_and_restores_the_best(data, teacher):
+    X, y = data
+    X, y = np.concatenate([X] * 2), np.concatenate([y] * 2)  # 258 rows: 4 updates/epoch
+    net = tiny_net(teacher, max_epochs=500, train_split=ValidSplit(4, stratified=True),
+                   callbacks__early_stopping__max_steps=10_000).fit(X, y)
+    stop = dict(net.callbacks_)["early_stopping"]
+    epochs = len(net.history)
+    assert epochs < 500  # it stopped
+    since = epochs - stop.best_epoch_
+    assert since >= 20 and since * 3 >= 300  # 20 epochs and 300 updates without gain
+    best = net.history[stop.best_epoch_ - 1]
+    np.testing.assert_allclose(net.score(*_valid_rows(net, X, y)), best["valid_acc"])
+
+
+def _valid_rows(net, X, y):
+    """The validation split's rows (skorch's ValidSplit of the fit)."""
+    _, valid = net.get_split_datasets(X, y)
+    rows = np.asarray(valid.indices)
+    return X[rows], y[rows]
+
+
+def test_without_a_split_it_stops_on_the_training_loss(data, teacher):
+    X, y = data
+    net = tiny_net(teacher, max_epochs=1000, train_split=None).fit(X, y)
+    assert len(net.history) < 1000 and "valid_loss" not in net.history[-1]
+
+
+def test_teacher_cache_is_on_for_arrays_and_off_for_datasets(data, teacher):
+    X, y = data
+    net = tiny_net(teacher).fit(X, y)
+    assert net.teacher_.cache and net.teacher_.cached_rows == len(np.unique(X, axis=0))
+    dataset = torch.utils.data.TensorDataset(torch.as_tensor(X), torch.as_tensor(y))
+    assert not tiny_net(teacher).fit(dataset, None).teacher_.cache
+    assert not tiny_net(teacher, teacher_cache=False).fit(X, y).teacher_.cache
+
+
+def test_a_nuisance_teacher_is_not_distilled(data):
+    """The teacher check's verdict gates the term: a teacher with no task information
+    gives exactly the student trained alone, with the warning saying so."""
+    X, y = data
+    torch.manual_seed(0)
+    nuisance = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    shuffled = np.random.default_rng(1).permutation(len(y))
+    with pytest.warns(NuisanceTeacherWarning, match="so it is not distilled"):
+        net = tiny_net(nuisance, max_epochs=5).fit(X[shuffled], y)  # rows ≠ labels
+    assert net.nuisance_layers_ == {"logits"}
+    alone = tiny_net(nuisance, method="none", max_epochs=5).fit(X[shuffled], y)
+    np.testing.assert_array_equal(net.predict_proba(X), alone.predict_proba(X))
+    ignored = tiny_net(nuisance, max_epochs=5, teacher_check="ignore").fit(X[shuffled], y)
+    assert not np.array_equal(ignored.predict_proba(X), alone.predict_proba(X))
 
 
 @pytest.mark.parametrize("method,weight", [("none", 1.0), ("kd", 1.0), ("fitnet", 1.0),

@@ -39,10 +39,13 @@ def test_distill_demo_tells_what_it_claims():
     def acc(teacher, method):
         return np.mean(rows[(teacher, method)]["acc"])
 
-    for method in ("kd", "vid (α1=100)", "rid"):
+    for method in ("default (kd)", "vid (α1=100)", "rid"):
         assert acc("trained", method) > acc("trained", "none") + 0.02, method
-    assert acc("nuisance", "vid (α1=100)") < acc("nuisance", "none") - 0.02
-    assert acc("nuisance", "rid") >= acc("nuisance", "none") - 0.01
+    # the nuisance teacher is not distilled (the check's verdict) ...
+    for method in ("default (kd)", "vid (α1=100)", "rid"):
+        assert acc("nuisance", method) == acc("nuisance", "none"), method
+    # ... and distilled anyway it costs accuracy
+    assert acc("nuisance", "kd, teacher_check='ignore'") < acc("nuisance", "none") - 0.02
     assert np.mean(rows[("nuisance", "none")]["mi_t"]) < 0.05
     assert np.mean(rows[("trained", "none")]["mi_t"]) > 0.5
     # distilling from the trained teacher moves task knowledge into the shared part

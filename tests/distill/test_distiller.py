@@ -164,7 +164,7 @@ def test_method_instance_and_sklearn_teacher(digits):
     net = PIDDistiller(MLP, forest, method="kd", teacher_cache=True, module__hidden=8,
                        **{**FAST, "iterator_train__drop_last": False}).fit(X, y)
     assert net.score(X, y) > 0.1
-    assert len(net.teacher_._cache) == len(np.unique(X, axis=0))
+    assert net.teacher_.cached_rows == len(np.unique(X, axis=0))
     # a criterion instance, on logits of a scikit-learn teacher
     net = PIDDistiller(MLP, forest, method=VIDLoss(), module__hidden=8, **FAST).fit(X, y)
     assert isinstance(net.method_, VIDLoss)

@@ -68,5 +68,11 @@ def test_rid_criterion_terms_and_gradients():
     assert s_feats[0].grad is None
     assert all(p.grad is not None for p in crit.teacher_side_parameters())
     assert all(p.grad is None for p in crit.student_side_parameters())
-    assert TEDLoss().rounds == 1
+    ted = TEDLoss(teacher_ratio=0.5, round_epochs=2)  # one teacher phase: 1 epoch
+    ted.updates[0] = 9
+    assert ted.phase(10, 50) == "teacher"
+    ted.updates[0] = 10
+    assert ted.phase(10, 50) == "student"
+    ted.updates[0] = 10_000
+    assert ted.phase(10, 50) == "student"  # never again
     assert KDLoss(temperature=2.0).temperature == 2.0

@@ -37,8 +37,19 @@ def test_measures_the_validation_representations(digits, teacher_mlp):
                                                         y=y[:100], prefix="probe"))
     t, s = net.representations(X[:100])
     assert t.shape == (100, 32) and s.shape == (100, 8)
-    expected = score_representations(t, s, y[:100], n_clusters=4, random_state=0)
+    # bias-corrected by default, as score_representations with the same settings
+    expected = score_representations(t, s, y[:100], n_clusters=4, random_state=0,
+                                     bias_correction="permutation")
     assert net.history[-1, "probe_redundancy"] == pytest.approx(expected.redundancy)
+    plugin = score_representations(t, s, y[:100], n_clusters=4, random_state=0)
+    assert expected.mi_joint < plugin.mi_joint
+
+
+def test_monitor_warns_where_plug_in_bias_dominates(digits, teacher_mlp):
+    X, y = digits
+    with pytest.warns(UserWarning, match=r"PIDMonitor: 60 rows for 10 x 10 clusters and 10 "
+                                         r"classes: .* below about 193 rows"):
+        fit_monitored(teacher_mlp, digits, PIDMonitor(X=X[:60], y=y[:60]))
 
 
 def test_bad_monitor_settings(digits, teacher_mlp):
