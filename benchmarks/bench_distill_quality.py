@@ -110,7 +110,7 @@ TEACHER_TRAIN = dict(optimizer=torch.optim.Adam, lr=1e-2, batch_size=64, verbose
                      train_split=None, iterator_train__shuffle=True,
                      iterator_train__drop_last=True, criterion=nn.CrossEntropyLoss)
 SCHEDULE = os.environ.get("BENCH_SCHEDULE", "cosine")  # student lr schedule
-warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\(\)`")
+warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)`")
 ATOMS = ("red", "uni_t", "uni_s", "syn", "mi_t")
 
 

@@ -19,6 +19,10 @@ from skpid import PIDDistiller
 from skpid.distill.models import SmallCNN
 
 QUICK = os.environ.get("SKPID_EXAMPLES_QUICK") == "1"  # shorter training (CI)
+# Small networks gain nothing from more torch threads, and on a machine shared with
+# other busy processes they run many times slower with them (FAQ, "Training is much
+# slower than expected on a shared machine"): one thread.
+torch.set_num_threads(1)
 EPOCHS = 8 if QUICK else 15
 
 torch.manual_seed(0)

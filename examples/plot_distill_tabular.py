@@ -28,7 +28,10 @@ from skpid.distill.models import MLP
 
 QUICK = os.environ.get("SKPID_EXAMPLES_QUICK") == "1"  # fewer seeds and trees (CI)
 SEEDS = range(2 if QUICK else 5)
-torch.set_num_threads(1)  # a 16-unit MLP: more threads only contend
+# Small networks gain nothing from more torch threads, and on a machine shared with
+# other busy processes they run many times slower with them (FAQ, "Training is much
+# slower than expected on a shared machine"): one thread.
+torch.set_num_threads(1)
 
 
 def make_task(seed):

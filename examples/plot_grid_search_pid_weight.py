@@ -22,6 +22,10 @@ from skpid import PIDDistiller
 from skpid.distill.models import MLP
 
 QUICK = os.environ.get("SKPID_EXAMPLES_QUICK") == "1"  # shorter training (CI)
+# Small networks gain nothing from more torch threads, and on a machine shared with
+# other busy processes they run many times slower with them (FAQ, "Training is much
+# slower than expected on a shared machine"): one thread.
+torch.set_num_threads(1)
 
 torch.manual_seed(0)
 X, y = load_digits(return_X_y=True)

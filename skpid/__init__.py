@@ -23,6 +23,7 @@ __all__ = [
     "pid",
     "pid_from_counts",
     "pid_from_pmf",
+    "plot_pid_history",
     "score_chunks",
     "score_layers",
     "score_representations",
@@ -32,7 +33,8 @@ __all__ = [
 def __getattr__(name):
     # The distillation half needs torch and skorch: import it on first use so that
     # ``import skpid`` (the PID core and estimators) stays light.
-    if name in ("AcceleratedPIDDistiller", "PIDDistiller", "PIDMonitor"):
+    if name in ("AcceleratedPIDDistiller", "PIDDistiller", "PIDMonitor",
+                "plot_pid_history"):
         from . import distill
         return getattr(distill, name)
     raise AttributeError(f"module 'skpid' has no attribute {name!r}")

@@ -7,8 +7,15 @@ from ._cli_score import MAX_SEED, add_score_command, seed_type
 from ._demo import run_demo
 
 
+# argparse prints the description as it is: plain text, not the docstring's markup
+DESCRIPTION = ("skpid: measure and perform knowledge distillation with partial "
+               "information decomposition. 'demo' runs the package's demonstration; "
+               "'score' decomposes saved activations. 'python -m skpid COMMAND --help' "
+               "lists a command's options.")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m skpid", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m skpid", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="print the PID of canonical gates and of a "
                                             "sampled teacher/student pair, then distill "

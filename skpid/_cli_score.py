@@ -100,18 +100,29 @@ def add_score_command(commands) -> None:
     score.add_argument("--student", required=True, help="student activations, (N, ...)")
     score.add_argument("--labels", required=True,
                        help="class labels, (N,): integers, booleans or strings")
-    score.add_argument("--n-clusters", type=int_at_least(1), default=10)
-    score.add_argument("--n-components", type=int_at_least(1), default=5)
-    score.add_argument("--measure", choices=MEASURES, default="broja")
-    score.add_argument("--discretizer", choices=DISCRETIZERS, default="kmeans")
+    score.add_argument("--n-clusters", type=int_at_least(1), default=10,
+                       help="codes per representation: KMeans clusters, or quantile bins "
+                            "per component (default 10)")
+    score.add_argument("--n-components", type=int_at_least(1), default=5,
+                       help="principal components per representation (default 5)")
+    score.add_argument("--measure", choices=MEASURES, default="broja",
+                       help="the PID measure; gaussian skips the discretization "
+                            "(default broja)")
+    score.add_argument("--discretizer", choices=DISCRETIZERS, default="kmeans",
+                       help="how activations become discrete codes (default kmeans)")
     score.add_argument("--base", type=base_type, default=2.0, help="log base (2: bits)")
     score.add_argument("--bias-correction", default="none",
-                       choices=[str(c).lower() for c in BIAS_CORRECTIONS])  # None: "none"
-    score.add_argument("--n-permutations", type=int_at_least(1), default=20)
+                       choices=[str(c).lower() for c in BIAS_CORRECTIONS],  # None: "none"
+                       help="subtract the plug-in bias estimated on label permutations "
+                            "(default none)")
+    score.add_argument("--n-permutations", type=int_at_least(1), default=20,
+                       help="permutations of the bias correction (default 20)")
     score.add_argument("--n-bootstrap", type=int_at_least(0), default=0,
                        help="bootstrap resamples for confidence intervals (0: none)")
-    score.add_argument("--confidence", type=confidence_type, default=0.95)
-    score.add_argument("--n-jobs", type=n_jobs_type, default=None)
+    score.add_argument("--confidence", type=confidence_type, default=0.95,
+                       help="level of the bootstrap intervals (default 0.95)")
+    score.add_argument("--n-jobs", type=n_jobs_type, default=None,
+                       help="parallel jobs of the resamples (-1: all cores; default 1)")
     score.add_argument("--seed", type=seed_type, default=0,
                        help=f"random seed in [0, {MAX_SEED}] (default 0)")
     score.add_argument("--progress", action="store_true",

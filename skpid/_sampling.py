@@ -75,8 +75,8 @@ class PIDEstimate(PIDResult):
         text = super().__repr__()
         if self.ci is None:
             return text
-        cis = ", ".join(f"{name}=[{lo:.4g}, {hi:.4g}]" for name, (lo, hi) in self.ci.items()
-                        if name in ATOMS)
+        cis = ", ".join(f"{name}=[{self._shown(lo):.4g}, {self._shown(hi):.4g}]"
+                        for name, (lo, hi) in self.ci.items() if name in ATOMS)
         return f"{text[:-1]}, ci{self.confidence:g}=({cis}))"
 
 

@@ -193,3 +193,14 @@ def test_string_and_boolean_labels(files, capsys):
     for name in ("names.npy", "flags.npy"):
         code, out, err = run(score_args(files, **{"--labels": files / name}), capsys)
         assert code == 0, err
+
+
+def test_help_is_plain_text(capsys):
+    # argparse prints descriptions and help texts as they are: no reStructuredText
+    for args in ([], ["score"], ["demo"]):
+        with pytest.raises(SystemExit):
+            main([*args, "--help"])
+        out = capsys.readouterr().out
+        assert "usage: python -m skpid" in out and "``" not in out
+    from skpid.__main__ import DESCRIPTION
+    assert "'score'" in DESCRIPTION and "'demo'" in DESCRIPTION

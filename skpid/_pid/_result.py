@@ -41,6 +41,13 @@ class PIDResult:
         Iterations of the BROJA solver's interior-point method (0 where P itself is
         optimal, and for ``"mmi"``).
 
+    Notes
+    -----
+    The repr prints an atom as 0 where it is within the certified ``gap`` of 0 (or
+    below 1e-12 units per unit of H(Y): floating-point round-off, such as 3e-16 for an
+    atom that is exactly 0), and adds ``converged=False`` where the solver stopped
+    short of its tolerance. The fields hold the computed values.
+
     Examples
     --------
     >>> import numpy as np
@@ -80,7 +87,19 @@ class PIDResult:
 
     def __repr__(self) -> str:
         unit = {2: "bits", float(np.e): "nats", 10: "dits"}.get(self.base, f"log{self.base:g}")
-        atoms = ", ".join(f"{name}={getattr(self, name):.6g}" for name in ATOMS)
-        return (f"PIDResult({atoms}, mi_teacher={self.mi_teacher:.6g}, "
-                f"mi_student={self.mi_student:.6g}, mi_joint={self.mi_joint:.6g}, "
-                f"measure={self.measure!r}, units={unit!r})")
+        atoms = ", ".join(f"{name}={self._shown(getattr(self, name)):.6g}" for name in ATOMS)
+        mis = ", ".join(f"{name}={self._shown(getattr(self, name), atom=False):.6g}"
+                        for name in ("mi_teacher", "mi_student", "mi_joint"))
+        state = "" if self.converged else ", converged=False"
+        return (f"PIDResult({atoms}, {mis}, measure={self.measure!r}, "
+                f"units={unit!r}{state})")
+
+    def _shown(self, value: float, atom: bool = True) -> float:
+        """``value`` as the repr prints it: 0 where it is round-off, within the
+        certified ``gap`` of 0 (atoms only) or below 1e-12 ``base`` units per unit of
+        H(Y), far below what any solver tolerance resolves. The fields keep the values
+        computed."""
+        limit = 1e-12 * max(1.0, abs(self.entropy_y))
+        if atom and np.isfinite(self.gap):
+            limit = max(limit, self.gap)
+        return 0.0 if abs(value) <= limit else float(value)

@@ -1,4 +1,5 @@
-"""The distiller's epoch table: skorch's PrintLog with columns that never shift."""
+"""The distiller's epoch table: skorch's PrintLog, narrow at ``verbose=1``, with columns
+that never shift."""
 
 from __future__ import annotations
 
@@ -11,9 +12,38 @@ from skorch.callbacks.logging import filter_log_keys
 from skorch.utils import Ansi
 from tabulate import tabulate
 
+#: The columns of the table at ``verbose=1`` (where recorded), besides the gates
+#: (``gate_*``), skorch's event markers (``event_*``, e.g. ``Checkpoint``'s ``cp``) and
+#: the columns of callbacks the net does not know (a user's ``EpochScoring``).
+ESSENTIAL = ("epoch", "train_ce", "train_distill", "train_kd", "valid_loss", "valid_acc",
+             "dur")
+
+# Recorded by skorch and the net, printed at verbose=2 only: the loss of the optimizer
+# step taken (in RID's teacher phase the filters' loss, so it jumps between phases) and
+# the student's validation cross-entropy, which valid_loss repeats.
+_DETAIL = frozenset({"train_loss", "valid_ce"})
+
 
 class DistillerPrintLog(PrintLog):
-    """skorch's :class:`~skorch.callbacks.PrintLog` with columns that never shift.
+    """skorch's :class:`~skorch.callbacks.PrintLog` with the essential columns at
+    ``verbose=1``, every column at ``verbose=2``, and columns that never shift.
+
+    At ``verbose=1`` the table shows the epoch, the student's cross-entropy on the
+    training batches (``train_ce``), the distillation term (``train_distill``, and
+    ``train_kd`` with ``kd_weight``), the student's validation loss (``valid_loss``, its
+    cross-entropy on the validation split) and accuracy (``valid_acc``), the PID gates
+    with ``pid_gate=True`` (``gate_0``, …, ``gate_kd``), skorch's event markers (such as
+    ``Checkpoint``'s ``cp``), the columns of any other callback the net does not declare
+    (a user's ``EpochScoring``), and the duration: one pair of layers with gates and KD
+    fits in 120 characters. ``verbose=2`` adds everything else the net records: the
+    loss of the step taken (``train_loss``), the other loss terms (``train_distance``,
+    ``train_filter_ce``, ``train_gate``, their ``valid_`` counterparts), RID's
+    ``teacher_phase`` and :class:`PIDMonitor`'s measurements. All of them are in
+    ``history`` whatever the verbosity. A highlighted cell marks the best epoch so far
+    of its column (skorch's ``*_best`` keys): ``valid_loss``, the column that
+    ``Checkpoint``'s and ``EarlyStopping``'s default monitor ``valid_loss_best`` and the
+    distiller's early stopping follow, is the student's cross-entropy alone, so it does
+    not jump when RID switches between its phases.
 
     skorch's PrintLog prints the header once, for the keys of the first epoch, and each
     later row with the keys that row has: a key that first appears later (RID's
@@ -23,7 +53,13 @@ class DistillerPrintLog(PrintLog):
     (``net._history_keys()``, its loss terms and its callbacks' keys) and every key seen
     since; a row without a key leaves that cell blank, and a column is as wide as its
     widest cell so far. When a new key or a wider cell appears, the header is printed
-    again for the new layout.
+    again for the new layout. The columns come in groups: the epoch, the ``train_*``
+    keys, the ``valid_*`` keys, the others (gates, monitors, ``teacher_phase``), the
+    events, the duration.
+
+    Parameters are skorch's: ``keys_ignored`` (columns never printed), ``sink``,
+    ``tablefmt``, ``floatfmt`` and ``stralign``. A ``sink`` other than ``print`` gets
+    the ``verbose=1`` table whatever ``verbose`` is, or the full one at ``verbose=2``.
     """
 
     def initialize(self):
@@ -37,21 +73,32 @@ class DistillerPrintLog(PrintLog):
         declare = getattr(net, "_history_keys", None)
         self.declared_ = set(declare()) if callable(declare) else set()
 
-    def _columns(self, keys) -> list:
-        # skorch's order: epoch first, then the plain keys alphabetically, then the
-        # event_* keys, dur last
-        keys = set(keys)
+    def _shown(self, key: str, verbose) -> bool:
+        """Whether column ``key`` is printed at this verbosity."""
+        if isinstance(verbose, (int, float)) and verbose >= 2:
+            return True
+        if key in ESSENTIAL or key.startswith(("gate_", "event_")):
+            return True
+        # the net's own detail columns; any other is a callback's the net does not know
+        return not (key in _DETAIL or key in self.declared_)
+
+    def _columns(self, keys, verbose) -> list:
+        """The printed columns of ``keys``, in order: epoch, train_*, valid_*, the
+        others, the event_* keys, dur (each group alphabetically)."""
+        keys = {k for k in keys if k not in self.keys_ignored_ and self._shown(k, verbose)}
         plain = [k for k in filter_log_keys(sorted(keys), keys_ignored=self.keys_ignored_)
                  if k != "dur"]
-        events = [k for k in sorted(keys)
-                  if k.startswith("event_") and k not in self.keys_ignored_]
-        ends = [[k] if k in keys and k not in self.keys_ignored_ else []
-                for k in ("epoch", "dur")]
-        return ends[0] + plain + events + ends[1]
+        groups = ([k for k in plain if k.startswith("train_")]
+                  + [k for k in plain if k.startswith("valid_")]
+                  + [k for k in plain if not k.startswith(("train_", "valid_"))])
+        events = [k for k in sorted(keys) if k.startswith("event_")]
+        return (["epoch"] * ("epoch" in keys) + groups + events
+                + ["dur"] * ("dur" in keys))
 
     def on_epoch_end(self, net, **kwargs):
         row = net.history[-1]
-        columns = self._columns(set(row) | self.declared_ | set(self.columns_))
+        verbose = net.verbose
+        columns = self._columns(set(row) | self.declared_ | set(self.columns_), verbose)
         full = {**dict.fromkeys(columns), **row}  # blank cells for absent keys
         colors = cycle([color.value for color in Ansi if color != Ansi.ENDC])
         cells = [self.format_row(full, key, color) for key, color in zip(columns, colors)]
@@ -69,8 +116,8 @@ class DistillerPrintLog(PrintLog):
         lines = table.split("\n")
         if new_layout:
             for line in lines[:2]:
-                self._print(line, net.verbose)
-        self._print(lines[-1], net.verbose)
+                self._print(line, verbose)
+        self._print(lines[-1], verbose)
         if self.sink is print:
             sys.stdout.flush()
 

@@ -1,5 +1,6 @@
 """Exactness of the BROJA solver: certified references, dit, degenerate inputs."""
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -213,6 +214,23 @@ def test_repr_and_as_dict(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pid_from_pmf(_dirichlet(rng, (2, 2, 2)))
+
+
+def test_repr_prints_round_off_as_zero():
+    # XOR's redundancy and OR's unique informations come out of the solver as ~1e-16:
+    # the repr prints them as 0, the fields keep the computed values
+    xor, or_ = pid_from_pmf(gate_pmf("XOR")), pid_from_pmf(gate_pmf("OR"))
+    assert "redundancy=0," in repr(xor) and "synergy=1," in repr(xor)
+    assert "unique_teacher=0, unique_student=0," in repr(or_)
+    assert "e-1" not in repr(xor) + repr(or_)
+    # an atom above the certified gap is printed as is
+    r = pid_from_pmf(gate_pmf("AND"))
+    assert "redundancy=0.311278" in repr(r)
+    replaced = dataclasses.replace(r, unique_teacher=3e-16, synergy=2e-9, gap=1e-9)
+    assert "unique_teacher=0," in repr(replaced) and "synergy=2e-09" in repr(replaced)
+    assert replaced.unique_teacher == 3e-16
+    assert "converged=False" in repr(dataclasses.replace(r, converged=False))
+    assert "converged" not in repr(r)
 
 
 def sparse_tables(seed, n_tables):
