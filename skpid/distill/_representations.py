@@ -71,11 +71,15 @@ def run_batch(net, xb, pairs, teacher=True, student=True):
     return t_logits, t_reps, s_logits, s_reps
 
 
+def first_batch(net, X, y):
+    """The first batch of ``X`` as the networks receive it."""
+    return unpack_data(next(iter(measurement_iterator(net, net.get_dataset(X, y)))))[0]
+
+
 def probe(net, X, y):
     """The networks' outputs on a first batch (the student's paired layers only for
     feature methods), for the shapes the distillation parts are built for."""
-    batch = next(iter(measurement_iterator(net, net.get_dataset(X, y))))
-    xb, _ = unpack_data(batch)
+    xb = first_batch(net, X, y)
     n_pairs = len(net._layer_lists()[0])
     features = net._method().uses_features
     try:

@@ -24,6 +24,11 @@ from ._hooks import capture, check_captured, resolve_layers
 _PROBA_FLOOR = 1e-6
 #: The most bytes of teacher outputs a cache keeps.
 CACHE_BYTES = 2 ** 30
+#: Multiply-adds per row above which a torch teacher's forward costs more than looking
+#: its outputs up (a digest of the row and a gather): ``teacher_cache="auto"`` caches
+#: such teachers. Measured per epoch of KD: an MLP teacher of 8e4 multiply-adds a row ran
+#: 112 ms without the cache and 127 ms with it; a CNN of 1e6 ran 150 ms against 95 ms.
+CACHE_MACS = 2e5
 
 
 def _is_skorch_net(obj) -> bool:
@@ -150,6 +155,33 @@ class FrozenTeacher:
         for k, i in enumerate(new):
             self._slots[keys[i]] = self._n + k
         self._n = needed
+
+    @torch.no_grad()
+    def worth_caching(self, X) -> bool:
+        """Whether caching pays for this teacher: a scikit-learn teacher (its
+        ``predict_proba`` is slow), or a torch teacher whose forward takes more than
+        :data:`CACHE_MACS` multiply-adds a row (counted on the batch ``X``, from its
+        linear and convolution layers: the same answer on every machine)."""
+        if self.module is None:
+            return True
+        counts = []
+
+        def count(module, inputs, output):
+            out = output[0] if isinstance(output, (tuple, list)) else output
+            per_output = (module.in_features if isinstance(module, nn.Linear) else
+                          module.weight[0].numel())  # conv: in / groups × kernel
+            counts.append(out.numel() * per_output)
+
+        layers = [m for m in self.module.modules()
+                  if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+        handles = [m.register_forward_hook(count) for m in layers]
+        try:
+            self._forward(X)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return sum(counts) / max(len(X if not isinstance(X, Mapping)
+                                     else next(iter(X.values()))), 1) >= CACHE_MACS
 
     @property
     def cached_rows(self) -> int:

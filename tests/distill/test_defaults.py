@@ -83,13 +83,25 @@ def test_without_a_split_it_stops_on_the_training_loss(data, teacher):
     assert len(net.history) < 1000 and "valid_loss" not in net.history[-1]
 
 
-def test_teacher_cache_is_on_for_arrays_and_off_for_datasets(data, teacher):
+def test_teacher_cache_auto_caches_where_a_lookup_is_cheaper(data, teacher):
+    from sklearn.linear_model import LogisticRegression
+    from skpid.distill._teacher import CACHE_MACS
     X, y = data
-    net = tiny_net(teacher).fit(X, y)
+    # a tiny torch teacher (48 multiply-adds a row): its forward is cheaper than a lookup
+    assert not tiny_net(teacher).fit(X, y).teacher_.cache
+    # a scikit-learn teacher, and a wide torch teacher, are cached on fixed rows
+    forest = LogisticRegression().fit(X, y)
+    net = tiny_net(forest).fit(X, y)
     assert net.teacher_.cache and net.teacher_.cached_rows == len(np.unique(X, axis=0))
+    wide = nn.Sequential(nn.Linear(4, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                         nn.Linear(512, 2))
+    assert 4 * 512 + 512 * 512 + 512 * 2 >= CACHE_MACS
+    assert tiny_net(wide).fit(X, y).teacher_.cache
+    # not on a Dataset (its rows may be augmented at random), not when switched off
     dataset = torch.utils.data.TensorDataset(torch.as_tensor(X), torch.as_tensor(y))
-    assert not tiny_net(teacher).fit(dataset, None).teacher_.cache
-    assert not tiny_net(teacher, teacher_cache=False).fit(X, y).teacher_.cache
+    assert not tiny_net(wide).fit(dataset, None).teacher_.cache
+    assert not tiny_net(wide, teacher_cache=False).fit(X, y).teacher_.cache
+    assert tiny_net(teacher, teacher_cache=True).fit(X, y).teacher_.cache
 
 
 def test_a_nuisance_teacher_is_not_distilled(data):

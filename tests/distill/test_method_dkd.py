@@ -123,7 +123,7 @@ def test_criterion_warmup_and_terms():
         terms = crit(s, t, [], [], y, epoch=epoch, index=None, training=True)
         assert set(terms) == set(crit.student_terms)
         assert float(terms["distill"]) == pytest.approx(ramp * float(full), rel=1e-6)
-    assert float(DKDLoss(warmup=0)(s, t, [], [], y, epoch=1)["distill"]) \
+    assert float(DKDLoss(beta=8.0, warmup=0)(s, t, [], [], y, epoch=1)["distill"]) \
         == pytest.approx(float(full), rel=1e-6)
     assert warmup_factor(3, 6) == 0.5
 
