@@ -57,6 +57,7 @@ from skorch import NeuralNetClassifier
 from torch import nn
 
 from _timing import machine
+from bench_distill_quality import SignalCNN
 from skpid.distill import PIDDistiller
 from skpid.distill.models import MLP, SmallCNN
 from skpid.distill.tasks import Select, paper_init
@@ -67,24 +68,6 @@ ARCHS = ("mlp", "cnn", "conv1d")
 TEACHERS = ("trained", "nuisance")
 VARIANTS = ("default", "default-logits")
 N_TEST = 4000
-
-
-# ----------------------------------------------------------------------------- models
-class SignalCNN(nn.Module):
-    """Two Conv1d–BN–ReLU blocks, average pooling to 4 positions and flattening
-    (``"pool"``), a linear head."""
-
-    def __init__(self, width: int = 8, n_classes: int = 5, in_channels: int = 2):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv1d(in_channels, width, 5, padding=2), nn.BatchNorm1d(width), nn.ReLU(),
-            nn.Conv1d(width, width, 5, padding=2, stride=2), nn.BatchNorm1d(width),
-            nn.ReLU())
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool1d(4), nn.Flatten())
-        self.head = nn.Linear(4 * width, n_classes)
-
-    def forward(self, x):
-        return self.head(self.pool(self.features(x)))
 
 
 # ----------------------------------------------------------------------------- data

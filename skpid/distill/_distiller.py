@@ -36,8 +36,8 @@ from ._params import (METHOD_SETTINGS, OPTIMIZERS, build_optimizer, check_batch_
                       check_values, layer_lists, method_class, set_params)
 from ._pid_gate import LOGITS, PIDGate
 from ._printlog import DistillerPrintLog
-from ._representations import (RowIndex, TrainingData, as_float32, collect, first_batch,
-                               is_dataloader, probe, unwrap)
+from ._representations import (as_float32, collect, first_batch, is_dataloader,
+                               prepare_criterion, probe, unwrap)
 from ._seeding import loader_generator, reseed_epoch, seeded
 from ._state import load_params, save_params
 from ._teacher import FrozenTeacher
@@ -266,29 +266,6 @@ class PIDDistiller(NeuralNetClassifier):
         callbacks["early_stopping"] = StudentEarlyStopping()
         callbacks["print_log"] = DistillerPrintLog()
         return list(callbacks.items())
-
-    def _history_keys(self) -> list:
-        """The epoch keys of ``history`` this fit can record, declared before the first
-        epoch so that the printed table has a column for each from the start: the loss
-        terms the method returns in either phase, and the keys of callbacks that declare
-        theirs (:class:`PIDMonitor`, :class:`PIDGate`)."""
-        method = self._method()
-        two_phase = getattr(method, "two_phase", False)
-        needs_teacher = self.kd_weight > 0 or not isinstance(method, NoDistillation)
-        student = ["ce"]
-        if needs_teacher:
-            student += list(getattr(method, "student_terms", ("distill",)))
-            student += ["kd"] if self.kd_weight > 0 else []
-        train = student + (list(getattr(method, "teacher_terms", ())) if two_phase else [])
-        keys = [f"train_{term}" for term in train]
-        if self.train_split is not None:
-            keys += [f"valid_{term}" for term in student]
-        keys += ["teacher_phase"] if two_phase else []
-        for _, callback in self.callbacks_:
-            declare = getattr(callback, "_history_keys", None)
-            if callable(declare):
-                keys += declare(self)
-        return keys
 
     # ------------------------------------------------------------------ clone / params
     # Parameters that clones share rather than copy.
@@ -581,20 +558,7 @@ class PIDDistiller(NeuralNetClassifier):
         check_batch_size(self)
         if not len(self.history):  # a new fit (the teacher check, a callback, measures)
             self.teacher_information_, self.nuisance_layers_ = {}, set()
-        self._prepare_method(method, X, y)
-
-    def _prepare_method(self, method, X, y) -> None:
-        """Give a criterion what it needs of the training rows (class means, a memory
-        bank indexed by row) at the start of a fit, and the row index every call."""
-        needs_rows = getattr(method, "needs_row_index", False)
-        prepares = type(method).prepare is not DistillationLoss.prepare
-        if not (needs_rows or prepares):
-            return
-        dataset_train, _ = self.get_split_datasets(X, y)  # the rows the fit trains on
-        if prepares and (not len(self.history) or not getattr(method, "is_prepared", True)):
-            method.prepare(TrainingData(self, dataset_train))
-        if needs_rows:
-            self.row_index_ = RowIndex(self, dataset_train)
+        prepare_criterion(self, method, X, y)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         """Drop what holds for this call's data: the teacher's codes, the row index."""

@@ -12,6 +12,8 @@ from skorch.callbacks.logging import filter_log_keys
 from skorch.utils import Ansi
 from tabulate import tabulate
 
+from ._losses import NoDistillation
+
 #: The columns of the table at ``verbose=1`` (where recorded), besides the gates
 #: (``gate_*``), skorch's event markers (``event_*``, e.g. ``Checkpoint``'s ``cp``) and
 #: the columns of callbacks the net does not know (a user's ``EpochScoring``).
@@ -50,7 +52,7 @@ class DistillerPrintLog(PrintLog):
     ``train_distill`` after a first epoch spent in the teacher phase, a
     :class:`PIDMonitor` measuring every other epoch) moves the cells after it under the
     wrong headers. Here the columns are the keys the net declares before the first epoch
-    (``net._history_keys()``, its loss terms and its callbacks' keys) and every key seen
+    (:func:`declared_keys`: its loss terms and its callbacks' keys) and every key seen
     since; a row without a key leaves that cell blank, and a column is as wide as its
     widest cell so far. When a new key or a wider cell appears, the header is printed
     again for the new layout. The columns come in groups: the epoch, the ``train_*``
@@ -70,8 +72,7 @@ class DistillerPrintLog(PrintLog):
         return self
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        declare = getattr(net, "_history_keys", None)
-        self.declared_ = set(declare()) if callable(declare) else set()
+        self.declared_ = set(declared_keys(net)) if hasattr(net, "_method") else set()
 
     def _shown(self, key: str, verbose) -> bool:
         """Whether column ``key`` is printed at this verbosity."""
@@ -132,3 +133,26 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 def _visible_len(text) -> int:
     return len(_ANSI.sub("", str(text)))
+
+
+def declared_keys(net) -> list:
+    """The epoch keys of ``net``'s history this fit can record, declared before the
+    first epoch so that the table has a column for each from the start: the loss terms
+    the method returns in either phase, and the keys of callbacks that declare theirs
+    (``_history_keys(net)``: :class:`PIDMonitor`, :class:`PIDGate`)."""
+    method = net._method()
+    two_phase = getattr(method, "two_phase", False)
+    student = ["ce"]
+    if net.kd_weight > 0 or not isinstance(method, NoDistillation):
+        student += list(getattr(method, "student_terms", ("distill",)))
+        student += ["kd"] if net.kd_weight > 0 else []
+    train = student + (list(getattr(method, "teacher_terms", ())) if two_phase else [])
+    keys = [f"train_{term}" for term in train]
+    if net.train_split is not None:
+        keys += [f"valid_{term}" for term in student]
+    keys += ["teacher_phase"] if two_phase else []
+    for _, callback in net.callbacks_:
+        declare = getattr(callback, "_history_keys", None)
+        if callable(declare):
+            keys += declare(net)
+    return keys

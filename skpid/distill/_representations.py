@@ -19,7 +19,7 @@ from .._arrays import to_numpy
 from .._validation import check_choice
 from ._data import dataset_targets, pool_features, row_digests
 from ._hooks import capture, check_captured, resolve_layers
-from ._losses import _eval
+from ._losses import DistillationLoss, _eval
 
 
 def check_pair_index(net, pair):
@@ -151,6 +151,20 @@ class RowIndex:
     def __call__(self, X) -> torch.Tensor:
         return torch.tensor([self.rows.get(key, -1) for key in row_digests(X)],
                             dtype=torch.long)
+
+
+def prepare_criterion(net, method, X, y) -> None:
+    """Give a criterion what it needs of the training rows (class means, a memory bank
+    indexed by row) at the start of a fit, and ``net`` the row index every call."""
+    needs_rows = getattr(method, "needs_row_index", False)
+    prepares = type(method).prepare is not DistillationLoss.prepare
+    if not (needs_rows or prepares):
+        return
+    dataset_train, _ = net.get_split_datasets(X, y)  # the rows the fit trains on
+    if prepares and (not len(net.history) or not getattr(method, "is_prepared", True)):
+        method.prepare(TrainingData(net, dataset_train))
+    if needs_rows:
+        net.row_index_ = RowIndex(net, dataset_train)
 
 
 def unwrap(module):

@@ -216,7 +216,7 @@ def test_a_criterion_without_a_distill_term_is_refused(data):
     X, y = data
     with pytest.raises(TypeError, match=r"method: Named\.forward must return a dict of "
                                         r"named loss terms with \"distill\".*got \['my_term'\]"):
-        small_net(method=Named()).fit(X, y)
+        small_net(method=Named(), teacher_check="ignore").fit(X, y)
 
 
 def test_filter_optimizer_none_is_the_students_optimizer_with_its_settings(data):
