@@ -234,3 +234,14 @@ def test_holdout_filter_heads_see_only_held_out_rows(digits, teacher_mlp):
     assert torch.equal(mask, _row_hashes(torch.as_tensor(X)) < 0.3)  # stable
     net = mlp_net(teacher_mlp, method=RIDLoss(filter_holdout=0.3, rounds=2)).fit(X, y)
     assert np.isfinite(net.history[-1, "train_filter_ce"])
+
+
+@pytest.mark.parametrize("pair", [3, -1, True, "body"])
+def test_representations_refuses_a_pair_it_does_not_have(pair, digits, teacher_mlp):
+    X, y = digits
+    net = mlp_net(teacher_mlp, method="kd").fit(X, y)
+    with pytest.raises(ValueError, match=r"pair must be 'logits' or an index into "
+                                         r"teacher_layers / student_layers \(0 to 0\)"):
+        net.representations(X[:5], pair=pair)
+    t, s = net.representations(X[:5], pair="logits")
+    assert t.shape == s.shape == (5, 10)

@@ -66,6 +66,7 @@ def test_bad_monitor_settings(digits, teacher_mlp):
     (dict(every=1.5), TypeError, r"every must be an int >= 1; got float 1\.5"),
     (dict(n_clusters=0), ValueError, r"n_clusters must be an int >= 1; got 0"),
     (dict(max_samples="all"), TypeError, r"max_samples must be an int >= 2"),
+    (dict(max_samples=1), ValueError, r"max_samples must be an int >= 2; got 1"),
     (dict(measure="bogus"), ValueError, r"measure must be .*'broja'.*; got 'bogus'"),
     (dict(prefix=""), TypeError, r"prefix must be a non-empty str"),
     (dict(pair=3), ValueError, r"pair must index teacher_layers / student_layers \(1 "

@@ -228,3 +228,17 @@ def test_filter_optimizer_none_is_the_students_optimizer_with_its_settings(data)
     assert isinstance(net.filter_optimizer_, torch.optim.SGD)
     assert (group["momentum"], group["weight_decay"], group["lr"]) == (0.9, 1e-2, 0.05)
     assert net.optimizer_.param_groups[0]["weight_decay"] == 1e-3
+
+
+def test_batch_size_one_with_batchnorm_parts_is_refused(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"batch_size=1: the distillation parts of "
+                                         r"method='fitnet' normalise over the batch"):
+        small_net(method="fitnet", batch_size=1, teacher_check="ignore").fit(X, y)
+
+
+def test_a_variance_beyond_float32_is_refused(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"method__variance_init must be in \(0, 1e30\]; "
+                                         r"got 1e\+300"):
+        small_net(method="rid", method__variance_init=1e300).fit(X, y)
