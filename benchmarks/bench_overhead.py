@@ -22,7 +22,6 @@ Run: ``python benchmarks/bench_overhead.py --epochs 7``
 """
 
 import argparse
-import os
 import sys
 import time
 

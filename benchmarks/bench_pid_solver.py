@@ -36,7 +36,6 @@ machine shared with other work, multi-threaded BLAS spends its CPU time waiting.
 import argparse
 import contextlib
 import multiprocessing
-import os
 import queue as queue_module
 import time
 import warnings

@@ -32,4 +32,5 @@ def run_demo(seed: int = 0) -> None:
           f"I(Y;T,S) = {result.mi_joint:.4f} bits; solved in {elapsed * 1e3:.1f} ms "
           f"(certified gap {result.gap:.1e} bits).")
     print("Knowledge left to distill Uni(Y:T\\S) = "
-          f"{result.unique_teacher:.4f} bits; transferred Red(Y:T,S) = {result.redundancy:.4f} bits.")
+          f"{result.unique_teacher:.4f} bits; transferred Red(Y:T,S) = "
+          f"{result.redundancy:.4f} bits.")

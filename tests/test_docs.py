@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-import skpid
 
 API = Path(__file__).resolve().parents[1] / "docs" / "api" / "index.rst"
 

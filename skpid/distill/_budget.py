@@ -93,30 +93,37 @@ class StudentEarlyStopping(Callback):
         """Read the best epoch and the updates since it back from the history (a
         continued or resumed fit keeps counting)."""
         self.best_, self.best_epoch_, self.since_ = None, 0, (0, 0)
-        self.decayed_ = False
         for row in net.history:
             if "valid_loss" in row or "train_ce" in row:
                 self._update(row, self._score(row), _row_steps(row))
+        # the learning rates were lowered in this plateau already (the optimizers'
+        # state, which holds them, carries over too): do not lower them twice
+        self.decayed_ = self._halfway()
 
     def on_epoch_end(self, net, **kwargs):
         row = net.history[-1]
         if self._update(row, _shared(net, self._score(row)), _row_steps(row)) \
                 and self.load_best:
             self.best_weights_ = deepcopy(_student(net).state_dict())
-        epochs, steps = self.since_
-        half = (steps >= self.min_steps / 2
-                and (epochs >= self.patience / 2 or steps >= self.max_steps / 2))
-        if self.lr_decay is not None and half and not self.decayed_:
+        if self.lr_decay is not None and self._halfway() and not self.decayed_:
             # halfway to stopping: a lower learning rate may get past the plateau
             self.decayed_ = True
-            for name in getattr(net, "_optimizers", ["optimizer"]):
-                for group in getattr(net, name + "_").param_groups:
+            for optimizer in _optimizers(net):
+                for group in optimizer.param_groups:
                     group["lr"] *= self.lr_decay
+        epochs, steps = self.since_
         if steps >= self.min_steps and (epochs >= self.patience or steps >= self.max_steps):
             if net.verbose:
-                print(f"Stopping: the student's loss has not improved for {epochs} "
-                      f"epochs ({steps} updates) since epoch {self.best_epoch_}.")
+                print(f"Stopping: the student has not improved for {epochs} epochs "
+                      f"({steps} updates) since epoch {self.best_epoch_}.")
             raise KeyboardInterrupt
+
+    def _halfway(self) -> bool:
+        """Whether the epochs and updates without improvement are half the way to
+        stopping."""
+        epochs, steps = self.since_
+        return (steps >= self.min_steps / 2
+                and (epochs >= self.patience / 2 or steps >= self.max_steps / 2))
 
     def on_train_end(self, net, **kwargs):
         if (self.load_best and self.best_weights_ is not None
@@ -155,6 +162,12 @@ def _student(net):
     """The student module, unwrapped from a data-parallel wrapper."""
     student = getattr(net, "_student", None)
     return student() if callable(student) else net.module_
+
+
+def _optimizers(net) -> list:
+    """The net's optimizers: the student's and, on a distiller, RID's filters'."""
+    return [getattr(net, name + "_") for name in ("optimizer", "filter_optimizer")
+            if getattr(net, name + "_", None) is not None]
 
 
 def _shared(net, score: tuple) -> tuple:

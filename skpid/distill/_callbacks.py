@@ -9,8 +9,8 @@ from skorch.callbacks import Callback, PassthroughScoring
 
 from .._estimator import score_representations
 from .._labels import transform_labels
-from ._data import dataset_targets, head
 from .._validation import MEASURES, check_choice, check_int
+from ._data import dataset_targets, head
 
 _QUANTITIES = ("redundancy", "unique_teacher", "unique_student", "synergy", "mi_teacher",
                "mi_student")

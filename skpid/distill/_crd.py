@@ -117,8 +117,9 @@ def crd_loss(student_embed: torch.Tensor, teacher_embed: torch.Tensor,
              n_data: int, temperature: float = 0.07, log_z=(0.0, 0.0)) -> torch.Tensor:
     """CRD's symmetric objective (Tian et al. 2020).
 
-    Both sides, as in their reference implementation: the student's embedding as anchor against teacher embeddings
-    (positive and negatives), plus the teacher's as anchor against student embeddings,
+    Both sides, as in their reference implementation: the student's embedding as anchor
+    against teacher embeddings (positive and negatives), plus the teacher's as anchor
+    against student embeddings,
 
     ``crd_nce_loss(s, C^t) + crd_nce_loss(t, C^s)`` (:func:`crd_nce_loss`),
 
@@ -246,8 +247,10 @@ class CRDLoss(DistillationLoss):
     weights_pairs = True
     #: The net supplies ``index``, the batch's training-row indices.
     needs_row_index = True
-    # the paper's weight of the CRD term next to the cross-entropy (β = 0.8);
-    # provisional until measured
+    # the paper's weight of the CRD term next to the cross-entropy (β = 0.8). On the
+    # quality benchmark's tabular task (3 seeds) it gained +5.8 points over the student
+    # alone and 2 +7.1; a point on 3 seeds, where the benchmark's paired 95 %
+    # intervals span ±1 to ±3 points, does not justify leaving the paper's weight
     recommended_weight = 0.8
     student_terms = ("distill", "nce_student", "nce_teacher")
     param_checks = {"feat_dim": check_feat_dim, "n_negatives": check_n_negatives,

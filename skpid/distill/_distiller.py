@@ -26,14 +26,12 @@ from .._labels import fit_labels, format_labels, transform_labels
 from ._budget import StudentEarlyStopping
 from ._callbacks import LossScoring
 from ._data import (EncodedTargets, batches_per_epoch, cast_input, check_classes,
-                    check_device, dataset_targets,
-                    row_hashes, short_tail)
+                    check_device, dataset_targets, row_hashes, short_tail)
 from ._hooks import capture, resolve_layers
 from ._losses import DistillationLoss, NoDistillation, _eval, check_pair, kd_loss
 from ._nonfinite import check_finite_input, report_nonfinite
 from ._params import (METHOD_SETTINGS, OPTIMIZERS, build_optimizer, check_batch_size,
-                      check_settings,
-                      check_values, layer_lists, method_class, set_params)
+                      check_settings, check_values, layer_lists, method_class, set_params)
 from ._pid_gate import LOGITS, PIDGate
 from ._printlog import DistillerPrintLog
 from ._representations import (as_float32, collect, first_batch, is_dataloader,
@@ -88,7 +86,8 @@ class PIDDistiller(NeuralNetClassifier):
         ``decision_function``).
     method : str, DistillationLoss instance or subclass, default="kd"
         The distillation term: ``"none"``, ``"kd"``, ``"fitnet"``, ``"vid"``,
-        ``"rid"``, ``"ted"`` (:data:`~skpid.distill.METHODS`) or a criterion.
+        ``"rid"``, ``"ted"``, ``"dkd"``, ``"dist"``, ``"nd"``, ``"bdkd"``, ``"sinkd"``,
+        ``"crd"`` (:data:`~skpid.distill.METHODS`) or a criterion.
         Net-level settings (``temperature``; ``rounds``, ``teacher_ratio``,
         ``variance_penalty``) reach a method given by name, ``method__*`` any criterion
         (and take precedence). The default is Hinton's KD on the logits: on students
@@ -96,7 +95,8 @@ class PIDDistiller(NeuralNetClassifier):
         of ``benchmarks/bench_distill_defaults.py`` (user guide, "Training a student").
     pid_weight : float or "auto", default="auto"
         α1, the weight of the distillation term (≥ 0); ``"auto"`` is the criterion's
-        ``recommended_weight`` (1 for KD, FitNets and VID, 10 for RID and TED).
+        ``recommended_weight`` (10 for RID and TED, 4 for SinKD, 0.8 for CRD, 1 for the
+        others).
     ce_weight : float, default=1.0
         α0, the weight of the student's cross-entropy (≥ 0).
     kd_weight : float, default=0.0
@@ -116,8 +116,10 @@ class PIDDistiller(NeuralNetClassifier):
         RID's variances: fixed, or learned with the Gaussian NLL (``"log"``) or the
         research code's σ⁴ (``"square"``); see :class:`~skpid.distill.RIDLoss`.
     teacher_cache : "auto" or bool, default="auto"
-        Compute each row's teacher outputs once and keep them (at most 1 GiB); "auto":
-        for arrays, not for a torch Dataset (which may augment its rows at random).
+        Compute each row's teacher outputs once and keep them (at most 1 GiB). "auto":
+        on array inputs (a torch Dataset may augment its rows at random), for a
+        scikit-learn teacher or a torch teacher above 2e5 multiply-adds a row (a smaller
+        one runs faster than a lookup).
     filter_optimizer : torch optimizer class or None, default=None
         Optimizer of RID's teacher filters and heads; None: the student's, with its
         ``optimizer__*`` settings. ``filter_optimizer__*`` configure it (``lr`` defaults
@@ -219,8 +221,8 @@ class PIDDistiller(NeuralNetClassifier):
     def __init__(self, module, teacher=None, *, method="kd", pid_weight="auto",
                  ce_weight=1.0, kd_weight=0.0, teacher_layers=None, student_layers=None,
                  temperature=4.0, rounds=None, teacher_ratio=0.25,
-                 variance_penalty="fixed", teacher_cache="auto", filter_optimizer=None, random_state=None,
-                 on_nonfinite="raise", teacher_check="warn", pid_gate=False,
+                 variance_penalty="fixed", teacher_cache="auto", filter_optimizer=None,
+                 random_state=None, on_nonfinite="raise", teacher_check="warn", pid_gate=False,
                  pid_gate_every=5, criterion=torch.nn.CrossEntropyLoss,
                  predict_nonlinearity=softmax_rows, optimizer=torch.optim.Adam, lr=1e-2,
                  max_epochs=200, batch_size=64, **kwargs):

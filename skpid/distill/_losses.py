@@ -149,7 +149,8 @@ def variance_penalty(variance: torch.Tensor, kind: str = "log") -> torch.Tensor:
     Examples
     --------
     >>> import torch
-    >>> float(variance_penalty(torch.ones(3))), float(variance_penalty(torch.full((2,), 2.0), "square"))
+    >>> (float(variance_penalty(torch.ones(3))),
+    ...  float(variance_penalty(torch.full((2,), 2.0), "square")))
     (0.0, 4.0)
     """
     kind = check_variance_penalty(kind, "kind")
@@ -703,7 +704,8 @@ class RIDLoss(DistillationLoss):
         if row_hash is None:
             return None, None
         u = row_hash.to(y.device)
-        fit = u < self.filter_holdout if self.filter_holdout > 0 else torch.ones_like(u, dtype=torch.bool)
+        fit = (u < self.filter_holdout if self.filter_holdout > 0
+               else torch.ones_like(u, dtype=torch.bool))
         gate = None
         if self.info_gate and self.gate_holdout > 0:
             gate = u >= 1 - self.gate_holdout

@@ -14,9 +14,9 @@ import torch
 
 from .._validation import check_choice, check_flag, check_int, check_real
 from ._hooks import resolve_layers
+from ._losses import (DistillationLoss, check_optional_rounds, check_teacher_ratio,
+                      check_temperature, check_variance_penalty)
 from ._methods import METHODS
-from ._losses import (DistillationLoss, check_optional_rounds,
-                      check_teacher_ratio, check_temperature, check_variance_penalty)
 from ._seeding import check_random_state
 
 # The optimizers the net builds: the student side and RID's teacher filters and heads.
@@ -31,6 +31,9 @@ METHOD_SETTINGS = {"kd": ("temperature",),
 READ_PER_FIT = ("iterator_train", "iterator_valid", "dataset")
 
 ON_NONFINITE = ("raise", "warn")
+# The normalisations that need two rows in training (the distillation parts use these).
+_BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d,
+                torch.nn.SyncBatchNorm)
 TEACHER_CHECKS = ("warn", "raise", "ignore")
 
 
@@ -328,8 +331,7 @@ def set_params(net, parent_set_params, kwargs: dict):
 def check_batch_size(net) -> None:
     """BatchNorm in the distillation parts cannot normalise one row in training."""
     batch_size = net.get_params_for("iterator_train").get("batch_size", net.batch_size)
-    has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-                        for m in net._method().modules())
+    has_batchnorm = any(isinstance(m, _BATCH_NORMS) for m in net._method().modules())
     if has_batchnorm and batch_size == 1:
         raise ValueError(
             f"batch_size=1: the distillation parts of method={net.method!r} normalise over "

@@ -30,12 +30,12 @@ from skorch.callbacks import Callback
 from torch.utils.data import Subset
 
 from .._pid._core import pid_from_counts_many
-from .._validation import check_int
 from .._sampling import joint_counts
+from .._validation import check_int
 from ._data import dataset_targets
 from ._losses import NoDistillation
-from ._teacher_check import (LEVEL, MAX_FEATURES, discretize,
-                             encoded_labels, information_test, layer_seeds, teacher_codes)
+from ._teacher_check import (LEVEL, MAX_FEATURES, discretize, encoded_labels,
+                             information_test, layer_seeds, teacher_codes)
 
 #: The gate is fully open while the student lacks at least this share of the teacher's
 #: task information, and closes linearly below it.

@@ -6,9 +6,9 @@ other source of randomness) and restore them afterwards, and give the DataLoader
 generators of their own, so that the batch order neither draws from nor depends on
 torch's global generator. Every epoch reseeds both from ``(random_state, epoch)``: an
 epoch draws the same batch order and dropout masks whether the fit ran in one call, in
-``partial_fit`` calls or was resumed from a checkpoint. torch has one global generator per device for the whole
-process, so two seeded calls in two threads would draw from, and restore over, each
-other's state: they take :data:`SEED_LOCK` for the whole call.
+``partial_fit`` calls or was resumed from a checkpoint. torch has one global generator
+per device for the whole process, so two seeded calls in two threads would draw from,
+and restore over, each other's state: they take :data:`SEED_LOCK` for the whole call.
 """
 
 from __future__ import annotations

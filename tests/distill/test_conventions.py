@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from sklearn.model_selection import GridSearchCV
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import ValidSplit

@@ -1,6 +1,5 @@
 """Behaviour of PIDDistiller as a skorch / scikit-learn classifier."""
 
-import io
 import pickle
 
 import numpy as np
