@@ -750,8 +750,7 @@ class PIDDistiller(NeuralNetClassifier):
         teacher_out = None
         if needs_teacher:
             t_logits, t_feats = teacher_out = self.teacher_(X)
-            # Under autocast (mixed precision) forward passes give half-precision
-            # tensors; the loss terms are computed from float32 copies.
+            # autocast gives half-precision outputs: the terms use float32 copies
             t_logits, t_feats = as_float32(t_logits), [as_float32(f) for f in t_feats]
             s_feats = [as_float32(f) for f in s_feats]
             if needs_method:
@@ -767,6 +766,8 @@ class PIDDistiller(NeuralNetClassifier):
                     extra = {}
                 if per_pair:
                     extra["pair_weights"] = weights
+                if self._gated() and method.uses_features and method.distills_logits:
+                    extra["logit_weight"] = self._gate(LOGITS, "logits")
                 terms.update(self._method_terms(
                     phase, y_pred, t_logits, s_feats, t_feats, y_true, row_hash=row_hash,
                     epoch=len(self.history), training=training, **extra))

@@ -262,7 +262,11 @@ class DistillationLoss(nn.Module):
     With ``PIDDistiller(pid_gate=True)``, a criterion that sets ``weights_pairs = True``
     receives ``pair_weights`` (a tensor with one gate per layer pair) in the student
     phase and weights each pair's term by it; for any other criterion the net scales
-    the whole ``"distill"`` term by the mean gate.
+    the whole ``"distill"`` term by the mean gate. A feature criterion that also
+    distills the teacher's logits (KD++'s KD term) sets ``distills_logits = True``: the
+    teacher check and the gate then measure the logits too, and ``forward`` receives
+    ``logit_weight`` (the logits' gate, 0 for logits the check found without task
+    information) to weight that term by.
 
     Settings are checked by :meth:`check_params` against ``param_checks`` (a dict from
     constructor parameter to a function ``check(value, name)`` that raises a clear
@@ -290,6 +294,8 @@ class DistillationLoss(nn.Module):
     recommended_weight = 1.0
     #: Whether ``forward`` takes ``pair_weights`` (``pid_gate``'s gate per layer pair).
     weights_pairs = False
+    #: Whether a feature criterion also distills the logits (and takes ``logit_weight``).
+    distills_logits = False
     # names of the terms forward returns in each phase (declared for the net's table)
     student_terms = ("distill",)
     teacher_terms = ()

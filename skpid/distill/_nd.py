@@ -127,12 +127,14 @@ class NDLoss(DistillationLoss):
 
     The loss on each layer pair's embedding:
 
-    ``distill = kd_weight · min(epoch / warmup, 1) · KD_T + nd_weight · Σ_k w_k ND_k``
+    ``distill = kd_weight · min(epoch / warmup, 1) · w_z KD_T + nd_weight · Σ_k w_k ND_k``
 
     with ``KD_T`` Hinton's ``T²``-scaled KL (:func:`~skpid.distill.kd_loss`), ``ND_k``
     :func:`nd_loss` between the student's embedding of pair k, projected to the
     teacher's width by a learned linear map where the widths differ, and the teacher's,
-    and ``w_k`` ``pid_gate``'s gate of pair k (1 without it). Feature maps are
+    and ``w_k``, ``w_z`` ``pid_gate``'s gates of pair k and of the logits (1 without
+    it; 0 for a representation the teacher check found without task information:
+    the check measures the logits as well as the layers). Feature maps are
     average-pooled to vectors first (:func:`embedding`). The paper applies ND to the
     penultimate embedding (the input of the classifier): pair that layer.
 
@@ -179,6 +181,7 @@ class NDLoss(DistillationLoss):
 
     uses_features = True
     weights_pairs = True
+    distills_logits = True  # its KD term: checked and gated on the logits
     # KD + ND with unit weights as in the paper: +3.7 points over the student alone on
     # the quality benchmark's tabular task (3 seeds)
     recommended_weight = 1.0
@@ -240,13 +243,16 @@ class NDLoss(DistillationLoss):
         return means
 
     def forward(self, student_logits, teacher_logits, student_feats, teacher_feats, y,
-                phase="student", epoch=None, pair_weights=None, **kwargs):
+                phase="student", epoch=None, pair_weights=None, logit_weight=None,
+                **kwargs):
         means = self._class_means(len(teacher_feats))
         kd = kd_loss(student_logits, teacher_logits.detach(), self.temperature)
         nds = [nd_loss(proj(embedding(s)), embedding(t).detach(), mu, y)
                for proj, s, t, mu in zip(self.projections, student_feats, teacher_feats,
                                          means)]
         nd = _weighted_sum(nds, pair_weights)
-        distill = (self.kd_weight * warmup_factor(epoch, self.warmup) * kd
-                   + self.nd_weight * nd)
+        kd_scale = self.kd_weight * warmup_factor(epoch, self.warmup)
+        if logit_weight is not None:  # pid_gate's gate of the logits
+            kd_scale = kd_scale * logit_weight
+        distill = kd_scale * kd + self.nd_weight * nd
         return {"distill": distill, "logit_kd": kd, "nd": torch.stack(nds).sum()}

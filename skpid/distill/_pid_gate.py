@@ -131,7 +131,7 @@ def gate_pairs(net) -> dict:
             gates[f"gate_{k}"] = (layer or "logits", k)
     elif not isinstance(method, NoDistillation):
         gates[LOGITS] = ("logits", None)
-    if net.kd_weight > 0:
+    if net.kd_weight > 0 or method.distills_logits:
         gates.setdefault(LOGITS, ("logits", None))
     return gates
 

@@ -223,7 +223,7 @@ def distilled_layers(net) -> dict:
             layers.setdefault(layer or "logits", None if layer is None else pair)
     elif not isinstance(method, NoDistillation):
         layers["logits"] = None
-    if net.kd_weight > 0:
+    if net.kd_weight > 0 or method.distills_logits:
         layers.setdefault("logits", None)
     return layers
 

@@ -10,6 +10,7 @@ from skorch.callbacks import Callback
 from skpid import PIDDistiller
 from skpid.distill import METHODS, CRDLoss, DKDLoss
 from skpid.distill.models import MLP
+from skpid.exceptions import NuisanceTeacherWarning
 
 LAYERED = {"fitnet", "vid", "rid", "ted", "nd", "crd"}
 
@@ -110,3 +111,34 @@ def test_a_batch_level_criterion_gets_no_batch_below_its_minimum(digits, teacher
     fitted = net(teacher_mlp, "sinkd", batch_size=299, callbacks=[sizes]).fit(X, y)
     assert sizes.sizes == [299, 299]  # the tail of one row is dropped each epoch
     assert fitted.method_.min_batch_size == 2
+
+
+class ConstantLogits(torch.nn.Module):
+    """A teacher whose layer ``body`` knows the digits and whose logits are the same
+    for every row (no task information)."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+        self.bias = torch.nn.Parameter(torch.linspace(-1, 1, 10))
+
+    def forward(self, x):
+        return self.bias.expand(len(x), 10) + 0 * self.body(x).sum(1, keepdim=True)
+
+
+@pytest.mark.filterwarnings("ignore:n_clusters=10 is more than:UserWarning")  # the logits
+def test_kd_plus_plus_checks_and_gates_the_logits_it_distills(digits, teacher_mlp):
+    """KD++ distills the logits besides its layer pairs: the check measures them, a
+    nuisance verdict switches its KD term off (the ND term stays), the gate has a
+    logits gate."""
+    X, y = digits
+    teacher = ConstantLogits(teacher_mlp.body).eval()
+    with pytest.warns(NuisanceTeacherWarning, match="logits"):
+        fitted = net(teacher, "nd", method__warmup=0).fit(X, y)
+    assert fitted.nuisance_layers_ == {"logits"}
+    assert fitted.teacher_information_["body"] > 1.0 and fitted.teacher_information_["logits"] < 0.1
+    last = fitted.history[-1]
+    assert last["train_logit_kd"] > 0.1  # the KD term is measured, not distilled
+    assert last["train_distill"] == pytest.approx(last["train_nd"], rel=1e-6)
+    gated = net(teacher_mlp, "nd", pid_gate=True, pid_gate_every=1).fit(X, y)
+    assert set(gated.pid_gates_) == {"gate_0", "gate_kd"}

@@ -270,3 +270,18 @@ def test_gate_is_a_default_callback_routed_the_skorch_way(noisy_digits):
     # removed: no gate, whatever the switch says
     net = distiller(TwoBranches(), max_epochs=2, callbacks__pid_gate=None).fit(X, y)
     assert "gate_0" not in net.history[-1] and not getattr(net, "pid_gates_", {})
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_a_gate_is_a_function_of_the_representations_only(noisy_digits, seed):
+    """The gate is measure_gate of the representations it was measured on, whatever the
+    net's random_state: the KMeans and permutation seeds are the layer's, not the run's.
+    The one measurement of a one-epoch fit sees the initialised student (fit initialises
+    it as initialize() does: seeded by random_state)."""
+    X, y = noisy_digits
+    net = distiller(TwoBranches(), max_epochs=1, random_state=seed).initialize()
+    t, s = net.representations(X, pair=0)
+    again = measure_gate(t, s, y, name="signal")
+    gate = net.fit(X, y).pid_gates_["gate_0"]
+    assert gate.share == pytest.approx(again.share, abs=1e-12)
+    assert gate.gate == again.gate

@@ -24,6 +24,7 @@ CONFIGS = {
                      train_split=ValidSplit(5, stratified=True)),
     "kd": dict(method="kd", train_split=None),
     "ted": dict(method="ted", train_split=None),
+    "none": dict(method="none", train_split=None),
 }
 
 
@@ -117,7 +118,7 @@ def test_save_params_then_partial_fit_continues_the_run(digits, teacher_mlp, tmp
     same_run(net, twin)
 
 
-@pytest.mark.parametrize("name", ["kd", "fitnet"])
+@pytest.mark.parametrize("name", ["none", "kd", "fitnet"])
 def test_skorch_trio_keeps_the_optimizer_state(name, digits, teacher_mlp, tmp_path):
     """initialize() + load_params(f_params, f_optimizer, f_history) + partial_fit, as
     skorch documents it: the optimizer's moments are kept (not rebuilt on the first
@@ -211,6 +212,20 @@ def test_set_params_pid_gate_off_forgets_the_gates(digits, teacher_mlp):
     assert net.pid_gates_
     net.set_params(pid_gate=False)
     assert net.pid_gates_ == {}
+
+
+@pytest.mark.parametrize("first, then", [(False, True), (True, False)])
+def test_set_params_teacher_cache_on_a_fitted_net(digits, teacher_mlp, first, then):
+    """The next partial_fit caches the teacher's outputs, or stops caching them, as
+    the new setting says (and a cache is never carried over from the old setting)."""
+    X, y = digits
+    net = make(teacher_mlp, "kd", max_epochs=1, teacher_cache=first).fit(X, y)
+    assert (net.teacher_.cached_rows > 0) == first
+    net.set_params(teacher_cache=then)
+    assert net.teacher_.cached_rows == 0
+    net.partial_fit(X, y, epochs=1)
+    assert net.teacher_.cache == then
+    assert (net.teacher_.cached_rows > 0) == then
 
 
 def test_set_params_teacher_layers_on_a_fitted_net(digits, teacher_mlp):
