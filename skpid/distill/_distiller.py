@@ -118,8 +118,8 @@ class PIDDistiller(NeuralNetClassifier):
     teacher_cache : "auto" or bool, default="auto"
         Compute each row's teacher outputs once and keep them (at most 1 GiB). "auto":
         on array inputs (a torch Dataset may augment its rows at random), for a
-        scikit-learn teacher or a torch teacher above 2e5 multiply-adds a row (a smaller
-        one runs faster than a lookup).
+        scikit-learn teacher or a torch teacher above 5e4 multiply-adds a row (for a
+        smaller one a lookup gains little).
     filter_optimizer : torch optimizer class or None, default=None
         Optimizer of RID's teacher filters and heads; None: the student's, with its
         ``optimizer__*`` settings. ``filter_optimizer__*`` configure it (``lr`` defaults

@@ -26,9 +26,12 @@ _PROBA_FLOOR = 1e-6
 CACHE_BYTES = 2 ** 30
 #: Multiply-adds per row above which a torch teacher's forward costs more than looking
 #: its outputs up (a digest of the row and a gather): ``teacher_cache="auto"`` caches
-#: such teachers. Measured per epoch of KD: an MLP teacher of 8e4 multiply-adds a row ran
-#: 112 ms without the cache and 127 ms with it; a CNN of 1e6 ran 150 ms against 95 ms.
-CACHE_MACS = 2e5
+#: such teachers. Measured per epoch of KD (CPU time, one thread): an MLP teacher of 8e4
+#: multiply-adds a row ran 54 ms without the cache and 45 ms with it on 2,000 rows, and
+#: 601-696 ms against 613-642 ms on 20,000 (an earlier, busier measurement found it
+#: slower: 127 against 112 ms); a CNN of 1e6 ran 150 ms against 95 ms. The threshold
+#: sits below that MLP, where a forward is too cheap for the lookup to gain much.
+CACHE_MACS = 5e4
 # The layers whose multiply-adds are counted (``weight[0]`` holds one output's inputs).
 _COUNTED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
