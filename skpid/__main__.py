@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     demo.add_argument("--seed", type=seed_type, default=0,
                       help=f"random seed of the sample, in [0, {MAX_SEED}]")
     demo.add_argument("--no-distill", action="store_true",
-                      help="skip the knowledge-distillation part (about 30 s)")
+                      help="skip the knowledge-distillation part (about 45 s)")
     add_score_command(commands)
     args = parser.parse_args(argv)
     if args.command == "score":

@@ -24,7 +24,7 @@ def test_distill_demo_prints_a_complete_table():
 
 
 def test_distill_demo_tells_what_it_claims():
-    """The full demo (as ``python -m skpid demo`` runs it, about 30 s): with the trained
+    """The full demo (as ``python -m skpid demo`` runs it, about 45 s): with the trained
     teacher every method beats no distillation; with the nuisance teacher (I(Y;T) near
     0) VID at the paper's weight falls and RID stays level."""
     out = io.StringIO()
