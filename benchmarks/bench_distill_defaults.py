@@ -59,7 +59,7 @@ from skorch import NeuralNetClassifier
 from torch import nn
 
 from _timing import machine
-from bench_distill_quality import SignalCNN
+from bench_distill_quality import SignalCNN, waveforms
 from skpid.distill import METHODS, PIDDistiller
 from skpid.distill.models import MLP, SmallCNN
 from skpid.distill.tasks import Select, paper_init
@@ -98,10 +98,7 @@ def digit_images(n: int, base_X, base_y, rng):
 
 
 def signals(n: int, rng, length: int = 48, noise_sd: float = 0.9):
-    t = np.arange(length) / length
-    templates = [np.sin(2 * np.pi * 3 * t), np.sign(np.sin(2 * np.pi * 2 * t)),
-                 np.sin(2 * np.pi * (1 + 4 * t) * t), np.abs(np.sin(2 * np.pi * 2 * t)) * 2 - 1,
-                 ((4 * t) % 1) * 2 - 1]
+    templates = waveforms(length)
     y = rng.integers(0, 5, size=n)
     shifts = rng.integers(0, length, size=n)
     signal = np.stack([np.roll(templates[c], s) for c, s in zip(y, shifts)])

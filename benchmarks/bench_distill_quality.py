@@ -191,12 +191,18 @@ def tabular_task(seed, per_class=25, teacher_epochs=40):
             layers, student)
 
 
+def waveforms(length: int) -> list:
+    """The five class templates of the signal tasks: sine, square, chirp, rectified sine,
+    sawtooth, each ``length`` samples long."""
+    t = np.arange(length) / length
+    return [np.sin(2 * np.pi * 3 * t), np.sign(np.sin(2 * np.pi * 2 * t)),
+            np.sin(2 * np.pi * (1 + 4 * t) * t), np.abs(np.sin(2 * np.pi * 2 * t)) * 2 - 1,
+            ((4 * t) % 1) * 2 - 1]
+
+
 def signal_task(seed, per_class=20, teacher_epochs=30, n=2000, length=48, noise_sd=0.6):
     rng = np.random.default_rng(seed)
-    t = np.arange(length) / length
-    templates = [np.sin(2 * np.pi * 3 * t), np.sign(np.sin(2 * np.pi * 2 * t)),
-                 np.sin(2 * np.pi * (1 + 4 * t) * t), np.abs(np.sin(2 * np.pi * 2 * t)) * 2 - 1,
-                 ((4 * t) % 1) * 2 - 1]
+    templates = waveforms(length)
     y = rng.integers(0, 5, size=n)
     shifts = rng.integers(0, length, size=n)
     amp = rng.uniform(0.5, 1.5, size=(n, 1))

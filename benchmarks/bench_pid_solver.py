@@ -79,10 +79,17 @@ def run_with_limit(fn, arg, limit, warm):
     left its next few dozen skpid solves up to 4x slower (measured at 10 x 10 x 10), which
     biased every shape timed after a dit run.  ``fn(warm)`` runs first, untimed.
     """
+    return _child_result(_timed_child, (fn, arg, warm), limit, preload=["skpid._testing"])
+
+
+def _child_result(target, args, limit, preload=()):
+    """What ``target(*args, queue)`` puts on its queue, from a child forked by a fork
+    server, or None past ``limit`` seconds (the child is killed)."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["skpid._testing"])
+    if preload:
+        ctx.set_forkserver_preload(list(preload))
     queue = ctx.Queue()
-    child = ctx.Process(target=_timed_child, args=(fn, arg, warm, queue))
+    child = ctx.Process(target=target, args=(*args, queue))
     child.start()
     try:
         return queue.get(timeout=limit)
@@ -376,17 +383,7 @@ def _child(fn, arg, threads, queue):
 def in_child(fn, arg, threads, limit):
     """(CPU s, wall s, RSS before, peak RSS (bytes), fn(arg)) from a fresh child
     process, or None past ``limit`` seconds."""
-    ctx = multiprocessing.get_context("forkserver")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_child, args=(fn, arg, threads, queue))
-    child.start()
-    try:
-        return queue.get(timeout=limit)
-    except queue_module.Empty:
-        return None
-    finally:
-        child.terminate()
-        child.join()
+    return _child_result(_child, (fn, arg, threads), limit)
 
 
 def solve_large(shape):

@@ -131,10 +131,16 @@ class FrozenTeacher:
             return self._forward(X)
         keys = _row_keys(X)
         slots = [self._slots.get(key) for key in keys]
-        if None in slots:
-            outputs = self._forward(X)
-            self._remember(keys, slots, [outputs[0], *outputs[1]])
-            return outputs
+        missing = [i for i, slot in enumerate(slots) if slot is None]
+        if missing:
+            # only the rows not seen yet run the teacher (eval mode: a row's outputs do
+            # not depend on its batch), e.g. the few the teacher check did not measure
+            logits, feats = self._forward(_take_rows(X, missing))
+            self._remember([keys[i] for i in missing], [None] * len(missing),
+                           [logits, *feats])
+            slots = [self._slots.get(key) for key in keys]
+            if None in slots:  # the cache is full: these rows are not kept
+                return self._forward(X)
         index = torch.as_tensor(slots, device=self._store[0].device)
         logits, *feats = (stored.index_select(0, index) for stored in self._store)
         return logits, feats
@@ -255,6 +261,15 @@ def _row_keys(X) -> list:
     parts = [X[key] for key in sorted(X)] if isinstance(X, Mapping) else [X]
     arrays = [np.ascontiguousarray(to_numpy(p)) for p in parts]
     return [b"".join(a[i].tobytes() for a in arrays) for i in range(len(arrays[0]))]
+
+
+def _take_rows(X, rows: list):
+    """Rows ``rows`` of a batch (an array, a tensor or a dict of them)."""
+    if isinstance(X, Mapping):
+        return {k: _take_rows(v, rows) for k, v in X.items()}
+    if isinstance(X, torch.Tensor):
+        return X.index_select(0, torch.as_tensor(rows, device=X.device))
+    return np.asarray(X)[rows]
 
 
 def _to_device(X, device, dtype=None):
