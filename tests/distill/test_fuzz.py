@@ -75,6 +75,9 @@ def fit_or_clear_error(name, route, build, X=X, y=Y):
     except FloatingPointError as exc:
         assert str(exc).startswith("Non-finite loss at epoch"), str(exc)
         return None
+    if not len(fitted.history):  # max_epochs=0: initialised, not trained
+        assert fitted.max_epochs == 0, (name, route)
+        return fitted
     assert math.isfinite(fitted.history[-1, "train_loss"]), (name, route)
     return fitted
 

@@ -142,3 +142,13 @@ def test_kd_plus_plus_checks_and_gates_the_logits_it_distills(digits, teacher_ml
     assert last["train_distill"] == pytest.approx(last["train_nd"], rel=1e-6)
     gated = net(teacher_mlp, "nd", pid_gate=True, pid_gate_every=1).fit(X, y)
     assert set(gated.pid_gates_) == {"gate_0", "gate_kd"}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_a_zero_epoch_fit_initialises_every_method(method, digits, teacher_mlp):
+    """``max_epochs=0`` (the guides' way to hold the initialised student) fits, records
+    no epoch and predicts, whatever the method."""
+    X, y = digits
+    fitted = net(teacher_mlp, method, max_epochs=0).fit(X, y)
+    assert len(fitted.history) == 0
+    assert fitted.predict(X[:5]).shape == (5,)
