@@ -1,26 +1,15 @@
 """Smoke run of benchmarks/bench_distill_defaults.py (``--quick``: one seed, 200 rows),
 and its target checks on made-up results."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_distill_defaults.py"
+from .conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH.parent))  # it imports its siblings
-    try:
-        spec = importlib.util.spec_from_file_location("bench_distill_defaults", BENCH)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH.parent))
-    return module
+    return load_benchmark("bench_distill_defaults")
 
 
 def rows(variant, accs, seconds=1.0, teacher="trained", teacher_acc=0.9):

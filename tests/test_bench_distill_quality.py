@@ -1,25 +1,14 @@
 """Smoke run of benchmarks/bench_distill_quality.py (its --quick budgets, one task)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_distill_quality.py"
+from .conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH.parent))  # the script imports its sibling _timing
-    try:
-        spec = importlib.util.spec_from_file_location("bench_distill_quality", BENCH)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH.parent))
-    return module
+    return load_benchmark("bench_distill_quality")
 
 
 def test_ablation_names_parse(bench):
