@@ -35,7 +35,8 @@ from .._validation import check_int
 from ._data import dataset_targets
 from ._losses import NoDistillation
 from ._teacher_check import (LEVEL, MAX_FEATURES, discretize, encoded_labels,
-                             information_test, layer_seeds, teacher_codes)
+                             information_test, layer_seeds, logits_distilled_besides,
+                             teacher_codes)
 
 #: The gate is fully open while the student lacks at least this share of the teacher's
 #: task information, and closes linearly below it.
@@ -131,7 +132,7 @@ def gate_pairs(net) -> dict:
             gates[f"gate_{k}"] = (layer or "logits", k)
     elif not isinstance(method, NoDistillation):
         gates[LOGITS] = ("logits", None)
-    if net.kd_weight > 0 or method.distills_logits:
+    if logits_distilled_besides(net):
         gates.setdefault(LOGITS, ("logits", None))
     return gates
 

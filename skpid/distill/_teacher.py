@@ -132,18 +132,23 @@ class FrozenTeacher:
         keys = _row_keys(X)
         slots = [self._slots.get(key) for key in keys]
         missing = [i for i, slot in enumerate(slots) if slot is None]
+        if len(missing) == len(keys):  # every row new: the teacher runs on the batch
+            logits, feats = self._forward(X)
+            self._remember(keys, slots, [logits, *feats])
+            return logits, feats
+        index = torch.as_tensor([0 if slot is None else slot for slot in slots],
+                                device=self._store[0].device)
+        outputs = [stored.index_select(0, index) for stored in self._store]
         if missing:
             # only the rows not seen yet run the teacher (eval mode: a row's outputs do
             # not depend on its batch), e.g. the few the teacher check did not measure
             logits, feats = self._forward(_take_rows(X, missing))
-            self._remember([keys[i] for i in missing], [None] * len(missing),
-                           [logits, *feats])
-            slots = [self._slots.get(key) for key in keys]
-            if None in slots:  # the cache is full: these rows are not kept
-                return self._forward(X)
-        index = torch.as_tensor(slots, device=self._store[0].device)
-        logits, *feats = (stored.index_select(0, index) for stored in self._store)
-        return logits, feats
+            fresh = [logits, *feats]
+            self._remember([keys[i] for i in missing], [None] * len(missing), fresh)
+            rows = torch.as_tensor(missing, device=index.device)
+            for output, new in zip(outputs, fresh):
+                output.index_copy_(0, rows, new.to(output.device))
+        return outputs[0], outputs[1:]
 
     def _remember(self, keys, slots, outputs) -> None:
         """Keep the outputs of the rows not cached yet, within :data:`CACHE_BYTES`."""

@@ -212,6 +212,12 @@ def teacher_codes(net) -> TeacherCodes:
     return codes
 
 
+def logits_distilled_besides(net) -> bool:
+    """Whether ``net`` distills the logits besides its method's representations:
+    ``kd_weight``, or a feature criterion with a logit term (KD++)."""
+    return net.kd_weight > 0 or net._method().distills_logits
+
+
 def distilled_layers(net) -> dict:
     """``{name: pair}`` of the teacher representations ``net`` distills: each layer
     pair's teacher layer for a feature method, the logits for a logit method and for
@@ -223,7 +229,7 @@ def distilled_layers(net) -> dict:
             layers.setdefault(layer or "logits", None if layer is None else pair)
     elif not isinstance(method, NoDistillation):
         layers["logits"] = None
-    if net.kd_weight > 0 or method.distills_logits:
+    if logits_distilled_besides(net):
         layers.setdefault("logits", None)
     return layers
 

@@ -63,3 +63,20 @@ def test_the_cache_takes_the_new_rows_of_a_dict_batch():
     assert module.seen == [4, 4]
     with torch.no_grad():
         torch.testing.assert_close(logits, module.body(torch.cat([X["a"], X["b"]], 1)))
+
+
+def test_a_full_cache_runs_the_teacher_once_a_batch(monkeypatch):
+    """Beyond the cache's size new rows are not kept, and each batch still runs the
+    teacher once (random augmentation makes every row new)."""
+    import skpid.distill._teacher as teacher_module
+    monkeypatch.setattr(teacher_module, "CACHE_BYTES", 10 * 4 * 8)  # 10 rows of 4 + 4
+    X = torch.as_tensor(np.random.default_rng(2).normal(size=(30, 6)), dtype=torch.float32)
+    module = Counting().eval()
+    teacher = FrozenTeacher(module, ["body"], cache=True)
+    for start in (0, 10, 20):
+        logits, _ = teacher(X[start:start + 10])
+    assert module.seen == [10, 10, 10] and teacher.cached_rows == 10
+    logits, _ = teacher(X[5:15])  # 5 cached rows, 5 new ones not kept
+    assert module.seen[-1] == 5
+    with torch.no_grad():
+        torch.testing.assert_close(logits, module.body(X[5:15]))
