@@ -43,6 +43,15 @@ def teacher_cnn():
     return SmallCNN(width=8)
 
 
+def assert_criterion_refuses(criterion, params, error, name):
+    """``criterion(**params)`` raises ``error`` naming ``name``, and its
+    ``check_params`` names the routed ``method__<name>``."""
+    with pytest.raises(error, match=name):
+        criterion(**params)
+    with pytest.raises(error, match=f"method__{name}"):
+        criterion.check_params(params, prefix="method__")
+
+
 def state_copy(module):
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 

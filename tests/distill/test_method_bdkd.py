@@ -9,6 +9,8 @@ from scipy.special import log_softmax
 
 from skpid.distill._bdkd import BDKDLoss, bdkd_loss, bdkd_terms
 
+from .conftest import assert_criterion_refuses
+
 
 def reference_bdkd(s, t, T, lam, mu=1.0):
     """Per row: entropies decide which KL gets λ, the other μ (float64, numpy)."""
@@ -106,10 +108,7 @@ def test_criterion_terms():
     ({"other_weight": float("nan")}, ValueError, "other_weight"),
     ({"alpha": 1.0}, TypeError, "alpha")])
 def test_parameter_checks(params, error, name):
-    with pytest.raises(error, match=name):
-        BDKDLoss(**params)
-    with pytest.raises(error, match=f"method__{name}"):
-        BDKDLoss.check_params(params, prefix="method__")
+    assert_criterion_refuses(BDKDLoss, params, error, name)
     if "alpha" not in params:
         with pytest.raises(error, match=name):
             bdkd_loss(torch.zeros(2, 3), torch.zeros(2, 3), **params)

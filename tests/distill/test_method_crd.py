@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 from skpid.distill._crd import CRDLoss, crd_loss, crd_nce_loss
 
+from .conftest import assert_criterion_refuses
+
 
 def reference_nce(anchor, contrast, n_data, tau, log_z=0.0):
     """The paper's critic h = (e^{a·c/τ}/Z) / (e^{a·c/τ}/Z + K/M) and its NCE loss, in
@@ -247,8 +249,5 @@ def test_state_survives_save_load_and_warm_prepare():
     ({"random_state": -1}, ValueError, "random_state"),
     ({"random_state": "0"}, TypeError, "random_state"), ({"alpha": 1.0}, TypeError, "alpha")])
 def test_parameter_checks(params, error, name):
-    with pytest.raises(error, match=name):
-        CRDLoss(**params)
-    with pytest.raises(error, match=f"method__{name}"):
-        CRDLoss.check_params(params, prefix="method__")
+    assert_criterion_refuses(CRDLoss, params, error, name)
     assert CRDLoss.needs_row_index and CRDLoss.uses_features

@@ -7,6 +7,8 @@ from scipy.special import softmax
 
 from skpid.distill._dist import DISTLoss, dist_loss, dist_terms, pearson_rows
 
+from .conftest import assert_criterion_refuses
+
 
 def reference_dist(s, t, beta, gamma, tau):
     """The paper's definitions with numpy's own Pearson correlation (float64)."""
@@ -114,10 +116,7 @@ def test_criterion_terms():
     ({"temperature": -1.0}, ValueError, "temperature"), ({"beta": None}, TypeError, "beta"),
     ({"alpha": 1.0}, TypeError, "alpha")])
 def test_parameter_checks(params, error, name):
-    with pytest.raises(error, match=name):
-        DISTLoss(**params)
-    with pytest.raises(error, match=f"method__{name}"):
-        DISTLoss.check_params(params, prefix="method__")
+    assert_criterion_refuses(DISTLoss, params, error, name)
     if "alpha" not in params:
         with pytest.raises(error, match=name):
             dist_loss(torch.zeros(2, 3), torch.zeros(2, 3), **params)

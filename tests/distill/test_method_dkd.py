@@ -9,6 +9,8 @@ from scipy.special import log_softmax, logsumexp
 
 from skpid.distill._dkd import DKDLoss, dkd_loss, dkd_terms, warmup_factor
 
+from .conftest import assert_criterion_refuses
+
 
 def reference_dkd(s, t, y, alpha, beta, T):
     """The paper's definitions, row by row in float64 (numpy, stable logsumexp)."""
@@ -146,10 +148,7 @@ def test_label_and_shape_checks():
     ({"warmup": 2.5}, TypeError, "warmup"), ({"alpha": "1"}, TypeError, "alpha"),
     ({"gamma": 1.0}, TypeError, "gamma")])
 def test_parameter_checks(params, error, name):
-    with pytest.raises(error, match=name):
-        DKDLoss(**params)
-    with pytest.raises(error, match=f"method__{name}"):
-        DKDLoss.check_params(params, prefix="method__")
+    assert_criterion_refuses(DKDLoss, params, error, name)
     if "gamma" not in params and "warmup" not in params:
         with pytest.raises(error, match=name):
             dkd_loss(torch.zeros(1, 3), torch.zeros(1, 3), torch.tensor([0]), **params)

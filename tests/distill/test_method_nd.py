@@ -9,6 +9,8 @@ from torch import nn
 from skpid.distill._losses import kd_loss
 from skpid.distill._nd import NDLoss, embedding, nd_loss
 
+from .conftest import assert_criterion_refuses
+
 
 def reference_nd(s, t, means, y):
     """The paper's ND loss, one row at a time in float64."""
@@ -140,10 +142,7 @@ def test_class_means_survive_save_and_load():
     ({"nd_weight": "2"}, TypeError, "nd_weight"), ({"warmup": -3}, ValueError, "warmup"),
     ({"beta": 1.0}, TypeError, "beta")])
 def test_parameter_checks(params, error, name):
-    with pytest.raises(error, match=name):
-        NDLoss(**params)
-    with pytest.raises(error, match=f"method__{name}"):
-        NDLoss.check_params(params, prefix="method__")
+    assert_criterion_refuses(NDLoss, params, error, name)
 
 
 def test_shape_and_label_checks():

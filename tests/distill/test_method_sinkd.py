@@ -10,6 +10,8 @@ from scipy.special import softmax
 
 from skpid.distill._sinkd import SinKDLoss, sinkd_loss, sinkhorn_log_plan
 
+from .conftest import assert_criterion_refuses
+
 
 def reference_sinkd(s, t, T=2.0, eps=0.1, n_iters=20):
     """Plain-domain Sinkhorn in float64, as described: kernel exp(-C/ε), then rows and
@@ -121,10 +123,7 @@ def test_criterion_minimum_batch_size():
     ({"reduction": "max"}, ValueError, "reduction"), ({"reduction": 1}, TypeError, "reduction"),
     ({"beta": 1.0}, TypeError, "beta")])
 def test_parameter_checks(params, error, name):
-    with pytest.raises(error, match=name):
-        SinKDLoss(**params)
-    with pytest.raises(error, match=f"method__{name}"):
-        SinKDLoss.check_params(params, prefix="method__")
+    assert_criterion_refuses(SinKDLoss, params, error, name)
     if "beta" not in params:
         with pytest.raises(error, match=name):
             sinkd_loss(torch.zeros(2, 3), torch.zeros(2, 3), **params)
